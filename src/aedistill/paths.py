@@ -1,0 +1,110 @@
+"""Every result path, in one place. Rules ask these functions; nobody formats paths by hand.
+
+Layout (``R = results/<run_name>``)::
+
+    R/data/dataset.h5, split.json, summary.json
+    R/models/<role>/<arch>/seed<seed>/model.pt, history.csv, metrics.json
+    R/labels/atom_energies.h5, labels_check.csv, teacher_vs_true.json
+    R/efficiency/<role>/<arch>/seed<seed>/timing.json, memory.json
+    R/lammps/<role>/<arch>/seed<seed>/model.mliap.pt, rdf.csv, timing.json
+    R/tables/*.csv
+    R/figures/*.png, *.pdf
+
+Roles: ``teacher``, ``student``, ``control``, ``matched_control``, ``oracle``,
+``born_again`` and ``student_wA<value>`` (w_A sweep).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = Path("results")
+LOGS = Path("logs")
+BENCHMARKS = Path("benchmarks")
+
+ROLE_PATTERN = r"teacher|student|control|matched_control|oracle|born_again|student_wA[0-9.]+"
+ARCH_PATTERN = r"L[0-9]+-W[0-9]+-S[0-9]+"
+
+
+def run_dir(run: str) -> Path:
+    return RESULTS / run
+
+
+def dataset(run: str) -> Path:
+    return run_dir(run) / "data" / "dataset.h5"
+
+
+def split(run: str) -> Path:
+    return run_dir(run) / "data" / "split.json"
+
+
+def dataset_summary(run: str) -> Path:
+    return run_dir(run) / "data" / "summary.json"
+
+
+def model_dir(run: str, role: str, arch: str, seed: int | str) -> Path:
+    return run_dir(run) / "models" / role / arch / f"seed{seed}"
+
+
+def model(run: str, role: str, arch: str, seed: int | str) -> Path:
+    return model_dir(run, role, arch, seed) / "model.pt"
+
+
+def history(run: str, role: str, arch: str, seed: int | str) -> Path:
+    return model_dir(run, role, arch, seed) / "history.csv"
+
+
+def metrics(run: str, role: str, arch: str, seed: int | str) -> Path:
+    return model_dir(run, role, arch, seed) / "metrics.json"
+
+
+def labels(run: str) -> Path:
+    return run_dir(run) / "labels" / "atom_energies.h5"
+
+
+def labels_check(run: str) -> Path:
+    return run_dir(run) / "labels" / "labels_check.csv"
+
+
+def teacher_vs_true(run: str) -> Path:
+    return run_dir(run) / "labels" / "teacher_vs_true.json"
+
+
+def timing(run: str, role: str, arch: str, seed: int | str) -> Path:
+    return run_dir(run) / "efficiency" / role / arch / f"seed{seed}" / "timing.json"
+
+
+def memory(run: str, role: str, arch: str, seed: int | str) -> Path:
+    return run_dir(run) / "efficiency" / role / arch / f"seed{seed}" / "memory.json"
+
+
+def mliap_model(run: str, role: str, arch: str, seed: int | str) -> Path:
+    return run_dir(run) / "lammps" / role / arch / f"seed{seed}" / "model.mliap.pt"
+
+
+def rdf(run: str, role: str, arch: str, seed: int | str) -> Path:
+    return run_dir(run) / "lammps" / role / arch / f"seed{seed}" / "rdf.csv"
+
+
+def lammps_timing(run: str, role: str, arch: str, seed: int | str) -> Path:
+    return run_dir(run) / "lammps" / role / arch / f"seed{seed}" / "timing.json"
+
+
+def table(run: str, name: str) -> Path:
+    return run_dir(run) / "tables" / f"{name}.csv"
+
+
+def figure(run: str, name: str, ext: str = "png") -> Path:
+    return run_dir(run) / "figures" / f"{name}.{ext}"
+
+
+def log(path: Path | str) -> Path:
+    """Log file mirroring a result path: results/x/y.z -> logs/x/y.z.log."""
+    p = Path(path)
+    return LOGS / p.relative_to(RESULTS).with_suffix(p.suffix + ".log")
+
+
+def benchmark(path: Path | str) -> Path:
+    """Benchmark file mirroring a result path: results/x/y.z -> benchmarks/x/y.z.tsv."""
+    p = Path(path)
+    return BENCHMARKS / p.relative_to(RESULTS).with_suffix(p.suffix + ".tsv")

@@ -1,1 +1,44 @@
-# common stage
+# Shared helpers (run name, path functions, model lists) for all the .smk files.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from aedistill import paths
+from aedistill.config import check_semantics, grid_archs, teacher_arch
+
+check_semantics(config)
+
+RUN = config["run_name"]
+TEACHER_ARCH = teacher_arch(config).slug
+GRID_ARCHS = [a.slug for a in grid_archs(config)]
+SEEDS = config["grid"]["seeds"]
+TEACHER_SEEDS = list(range(config["teachers"]["n_members"]))
+GRID_ROLES = list(config["grid"]["roles"]) + [
+    f"student_wA{w:g}" for w in config["grid"]["w_A_sweep"]
+]
+BA_SEEDS = config["born_again"]["seeds"] if config["born_again"]["enabled"] else []
+
+
+def all_models():
+    """(role, arch, seed) of every model this config trains."""
+    models = [("teacher", TEACHER_ARCH, s) for s in TEACHER_SEEDS]
+    models += [("born_again", TEACHER_ARCH, s) for s in BA_SEEDS]
+    models += [(r, a, s) for r in GRID_ROLES for a in GRID_ARCHS for s in SEEDS]
+    return models
+
+
+def log_of(path):
+    return str(paths.log(path))
+
+
+def bench_of(path):
+    return str(paths.benchmark(path))
+
+
+def all_targets():
+    """Everything `rule all` builds; stage rule files may extend ALL_TARGETS."""
+    return [str(p) for p in ALL_TARGETS]
+
+
+ALL_TARGETS = [paths.dataset(RUN), paths.split(RUN), paths.dataset_summary(RUN)]

@@ -104,12 +104,12 @@ def from_atoms_list(
         k = len(a)
         species[i, :k] = a.numbers
         pos[i, :k] = a.positions
-        frc[i, :k] = np.asarray(forces[i]).reshape(k, 3) if np.size(forces[i]) == 3 * k else np.nan
         if np.size(forces[i]) != 3 * k:
             raise UserInputError(
                 f"{source}: configuration {i}: forces have {np.size(forces[i])} values "
                 f"for {k} atoms (expected {3 * k})"
             )
+        frc[i, :k] = np.asarray(forces[i]).reshape(k, 3)
         if ae is not None:
             ae[i, :k] = np.asarray(atom_energies[i]).reshape(k)
         cell[i] = np.asarray(a.cell[:])

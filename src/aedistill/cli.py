@@ -1,0 +1,51 @@
+"""``aedistill`` command line: small entry points that do not need Snakemake.
+
+``aedistill check-config FILE``   validate a config (defaults filled) and print it
+``aedistill dataset CONFIG OUTDIR``  build the canonical dataset and split without Snakemake
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from aedistill.errors import UserInputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aedistill", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("check-config", help="validate a config file and print it with defaults")
+    p.add_argument("config")
+    p = sub.add_parser("dataset", help="build dataset.h5, split.json, summary.json into OUTDIR")
+    p.add_argument("config")
+    p.add_argument("outdir")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from aedistill.config import load_config
+
+    config = load_config(args.config)
+    if args.cmd == "check-config":
+        print(yaml.safe_dump(config, sort_keys=False))
+        return 0
+    from aedistill.data.build import run as build
+
+    out = Path(args.outdir)
+    build(config, out / "dataset.h5", out / "split.json", out / "summary.json", out / "cache")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Every figure is written as a non-empty PNG and PDF from small synthetic tables, also when
+the efficiency, RDF or LAMMPS data are missing; the role styling is fixed and colour-blind safe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import seaborn as sns
+
+from aedistill import plots
+
+ARCHS = [("L1-W8-S8", 1, 8, 8), ("L1-W16-S8", 1, 16, 8), ("L2-W32-S16", 2, 32, 16)]
+TEACHER = ("L4-W128-S40", 4, 128, 40)
+
+
+def synthetic_tables(
+    seeds=(0, 1, 2, 3), roles=("student", "control"), epochs=12, rng_seed=0
+) -> dict[str, pd.DataFrame]:
+    """Small models/histories/efficiency/rdf tables with the contract's columns.
+
+    Students are ~15 % more accurate than controls; cost grows with the number of weights.
+    """
+    rng = np.random.default_rng(rng_seed)
+    models, hist, eff, rdf = [], [], [], []
+    entries = [(r, a) for r in roles for a in ARCHS]
+    entries += [("teacher", TEACHER), ("born_again", TEACHER)]
+    for role, (slug, L, W, S) in entries:
+        n_w = 200 * W * L + 30 * W * S
+        base_f = 0.02 + 2.0 / np.sqrt(n_w)
+        factor = {"student": 0.85, "born_again": 0.9, "teacher": 1.0}.get(role, 1.0)
+        for seed in seeds:
+            f = base_f * factor * (1 + 0.03 * rng.standard_normal())
+            e = 0.1 * f * (1 + 0.05 * rng.standard_normal())
+            models.append(
+                dict(
+                    run="synthetic",
+                    role=role,
+                    arch=slug,
+                    atom_layers=L,
+                    width=W,
+                    sensitivities=S,
+                    seed=seed,
+                    n_weights=n_w,
+                    epochs=epochs,
+                    best_epoch=epochs - 1,
+                    train_time_s=10.0,
+                    test_e_rmse=e,
+                    test_e_mae=0.8 * e,
+                    test_f_rmse=f,
+                    test_f_mae=0.8 * f,
+                    test_eps_rmse=np.nan,
+                    test_eps_true_rmse=np.nan,
+                )
+            )
+            for ep in range(1, epochs + 1):
+                tr = f * (1 + 3.0 / ep)
+                hist.append(
+                    dict(
+                        role=role,
+                        arch=slug,
+                        seed=seed,
+                        epoch=ep,
+                        lr=1e-3,
+                        train_f_rmse=tr,
+                        valid_f_rmse=tr * 1.1,
+                        train_e_rmse=0.1 * tr,
+                        valid_e_rmse=0.11 * tr,
+                    )
+                )
+            if seed == 0:
+                eff.append(
+                    dict(
+                        role=role,
+                        arch=slug,
+                        seed=seed,
+                        n_weights=n_w,
+                        time_per_step_per_atom_s=1e-6 * (5 + n_w / 2000),
+                        bytes_per_atom=2000 + 0.5 * n_w,
+                        lammps_time_per_step_per_atom_s=0.5e-6 * (5 + n_w / 2000),
+                    )
+                )
+                if role != "teacher":
+                    rdf.append(
+                        dict(
+                            role=role,
+                            arch=slug,
+                            seed=seed,
+                            reference=f"teacher/{TEACHER[0]}/seed0",
+                            rdf_error_A=5 * f,
+                            first_peak_A=2.75,
+                        )
+                    )
+    return dict(
+        models=pd.DataFrame(models),
+        histories=pd.DataFrame(hist),
+        efficiency=pd.DataFrame(eff),
+        rdf_errors=pd.DataFrame(rdf),
+    )
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tables")
+    paths = {}
+    for name, df in synthetic_tables().items():
+        paths[name] = d / f"{name}.csv"
+        df.to_csv(paths[name], index=False)
+    return paths
+
+
+def _check(out, name):
+    png, pdf = out / f"{name}.png", out / f"{name}.pdf"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert png.stat().st_size > 5000 and pdf.stat().st_size > 2000
+
+
+@pytest.mark.parametrize("name", plots.FIGURES)
+def test_figure_complete_tables(tables, tmp_path, name):
+    notes = plots.make_figure(
+        name,
+        tmp_path / f"{name}.png",
+        tmp_path / f"{name}.pdf",
+        models_csv=tables["models"],
+        histories_csv=tables["histories"],
+        efficiency_csv=tables["efficiency"],
+        rdf_csv=tables["rdf_errors"],
+        run="synthetic",
+        learning_curve_archs=["L1-W8-S8", "L2-W32-S16"],
+    )
+    _check(tmp_path, name)
+    # complete tables: no note about missing data (fig5 has LAMMPS timings here)
+    assert notes == []
+
+
+@pytest.mark.parametrize("name", plots.FIGURES)
+def test_figure_missing_optional_tables(tables, tmp_path, name):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("role,arch,seed,rdf_error_A\n")
+    notes = plots.make_figure(
+        name,
+        tmp_path / f"{name}.png",
+        tmp_path / f"{name}.pdf",
+        models_csv=tables["models"],
+        histories_csv=tmp_path / "absent.csv",
+        efficiency_csv=None,
+        rdf_csv=empty,
+        run="synthetic",
+    )
+    _check(tmp_path, name)
+    assert notes, "missing data must be reported in the figure"
+
+
+def test_efficiency_rows_only_for_some_roles(tables, tmp_path):
+    eff = pd.read_csv(tables["efficiency"])
+    eff = eff[eff["role"] == "student"].drop(columns="lammps_time_per_step_per_atom_s")
+    eff.to_csv(tmp_path / "eff.csv", index=False)
+    notes = plots.make_figure(
+        "fig2", tmp_path / "fig2.png", tmp_path / "fig2.pdf", tables["models"],
+        efficiency_csv=tmp_path / "eff.csv",
+    )  # fmt: skip
+    _check(tmp_path, "fig2")
+    assert any("control" in n for n in notes)
+    notes5 = plots.make_figure(
+        "fig5", tmp_path / "fig5.png", tmp_path / "fig5.pdf", tables["models"],
+        efficiency_csv=tmp_path / "eff.csv",
+    )  # fmt: skip
+    assert any("LAMMPS" in n for n in notes5)
+
+
+def test_role_style_fixed_and_distinct():
+    roles = ["student", "control", "matched_control", "oracle", "born_again", "teacher"]
+    roles += ["student_wA10", "student_wA300", "student_wA30"]
+    styles = [plots.role_style(r, roles) for r in roles]
+    assert len({(c, m) for c, m, _ in styles}) == len(roles)
+    # fixed: independent of which other roles exist
+    assert plots.role_style("student", ["student"]) == plots.role_style("student", roles)
+    cb = sns.color_palette("colorblind")
+    assert plots.role_style("student")[0] == cb[0] and plots.role_style("control")[0] == cb[1]
+    # w_A variants are ordered by value, not by name
+    c10, c30, c300 = (plots.role_style(f"student_wA{v}", roles)[0] for v in (10, 30, 300))
+    assert plots._WA_COLOURS[:3] == [c10, c30, c300]
+    assert plots.ordered_roles(roles)[-3:] == ["student_wA10", "student_wA30", "student_wA300"]

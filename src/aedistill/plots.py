@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 
@@ -372,7 +371,9 @@ def fig4_learning_curves(
     all_roles = [] if histories is None else list(histories["role"].unique())
     drawn: set[str] = set()
     for i, arch in enumerate(archs or [None]):
-        for j, (col, what) in enumerate((("train_f_rmse", "train"), ("valid_f_rmse", "validation"))):
+        for j, (col, what) in enumerate(
+            (("train_f_rmse", "train"), ("valid_f_rmse", "validation"))
+        ):
             ax = axes[i, j]
             _panel_label(ax, "AB"[j] + (str(i + 1) if nrow > 1 else ""))
             h = None
@@ -386,7 +387,7 @@ def fig4_learning_curves(
             for role in ordered_roles(h["role"].unique()):
                 colour, _, _ = role_style(role, all_roles)
                 hr = h[h["role"] == role]
-                for seed, hs in hr.groupby("seed"):
+                for _seed, hs in hr.groupby("seed"):
                     hs = hs.sort_values("epoch")
                     ax.plot(hs["epoch"], hs[col], color=colour, lw=1.1, alpha=0.85)
                 drawn.add(role)

@@ -26,7 +26,9 @@ class Arch:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if not isinstance(value, int) or value < 1:
-                raise UserInputError(f"architecture {name} must be a positive integer, got {value!r}")
+                raise UserInputError(
+                    f"architecture {name} must be a positive integer, got {value!r}"
+                )
 
     @property
     def slug(self) -> str:

@@ -51,7 +51,9 @@ def verify_archive(path: str | os.PathLike[str], sha256: str | None, git_blob_sh
     if sha256:
         got = sha256_of(path)
         if got != sha256.lower():
-            raise UserInputError(f"{path}: sha256 {got} does not match dataset.ani_al.sha256 {sha256}")
+            raise UserInputError(
+                f"{path}: sha256 {got} does not match dataset.ani_al.sha256 {sha256}"
+            )
     elif git_blob_sha1:
         got = git_blob_sha1_of(path)
         if got != git_blob_sha1.lower():
@@ -95,7 +97,9 @@ def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str]
         for m in members:
             dest = (target / m.name).resolve()
             if not dest.is_relative_to(target):
-                raise UserInputError(f"{archive}: member {m.name!r} would be written outside {target}")
+                raise UserInputError(
+                    f"{archive}: member {m.name!r} would be written outside {target}"
+                )
             if m.issym() or m.islnk() or m.isdev():
                 raise UserInputError(f"{archive}: member {m.name!r} is a link or device; refused")
         tar.extractall(target, members=members, filter="data")
@@ -126,7 +130,12 @@ def read_ani_directory(
         for d in h5_dirs:
             try:
                 db = PyAniDirectoryDB(
-                    str(d), inputs=keys[:3], targets=keys[3:], quiet=True, allow_unfound=True
+                    str(d),
+                    inputs=keys[:3],
+                    targets=keys[3:],
+                    seed=0,
+                    quiet=True,
+                    allow_unfound=True,
                 )
             except (OSError, KeyError, ValueError) as exc:
                 raise UserInputError(f"{d}: unreadable ANI-Al HDF5 data ({exc})") from exc

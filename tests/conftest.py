@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny, seeded aluminium data labelled by ASE's EMT."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HIPPYNN_USE_CUSTOM_KERNELS", "_pytorch_raw")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> dict:
+    """The validated ``config/test.yaml``."""
+    from aedistill.config import load_config
+
+    return load_config(REPO / "config" / "test.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tiny_config):
+    """The EMT dataset of ``config/test.yaml`` (20 configurations, 16-54 atoms)."""
+    from aedistill.data.emt import build_emt_dataset
+
+    return build_emt_dataset(tiny_config)

@@ -1,0 +1,108 @@
+"""The data stage for real through the CLIs (Snakemake and ``aedistill``) on config/test.yaml."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aedistill.data.canonical import load_dataset
+from aedistill.data.split import load_split
+
+BIN = Path(sys.executable).parent
+
+
+def _copy_workflow(repo: Path, dest: Path) -> Path:
+    """A private copy of the workflow so tests never touch the user's results/."""
+    for item in ("Snakefile", "workflow", "config", "envs", "profiles", "src"):
+        src = repo / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def workdir(repo, tmp_path_factory):
+    return _copy_workflow(repo, tmp_path_factory.mktemp("wf"))
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = os.environ | {"HIPPYNN_USE_CUSTOM_KERNELS": "_pytorch_raw", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "test.yaml", "paper.yaml"])
+def test_dry_run_each_config(workdir, config):
+    r = snakemake(workdir, "-n", "--configfile", f"config/{config}", timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_data_stage_runs_for_real(workdir, tiny_dataset):
+    r = snakemake(workdir, "dataset", "--cores", "1", "--configfile", "config/test.yaml")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = workdir / "results" / "test" / "data"
+    ds = load_dataset(out / "dataset.h5")
+    # same data as the in-process generator (independent path: no Snakemake)
+    np.testing.assert_array_equal(ds.energy, tiny_dataset.energy)
+    split = load_split(out / "split.json", ds.n_conf)
+    assert len(split.train) + len(split.valid) + len(split.test) == ds.n_conf
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_configurations"] == ds.n_conf and summary["has_atom_energies"]
+    assert (workdir / "logs" / "test" / "data" / "dataset.h5.log").stat().st_size > 0
+    assert (workdir / "benchmarks" / "test" / "data" / "dataset.h5.tsv").exists()
+    # a rerun has nothing to do
+    r = snakemake(workdir, "dataset", "-n", "--configfile", "config/test.yaml")
+    assert "Nothing to be done" in r.stdout + r.stderr
+
+
+def test_bad_input_fails_with_one_line_and_writes_nothing(workdir, tmp_path):
+    bad = tmp_path / "bad.extxyz"
+    bad.write_text(
+        '3\nLattice="1 0 0 0 1 0 0 0 1" Properties=species:S:1:pos:R:3 energy=1.0\nAl 0 0 0\n'
+    )
+    cfg = tmp_path / "extxyz.yaml"
+    cfg.write_text(f"run_name: bad\ndataset:\n  source: extxyz\n  path: {bad}\n")
+    r = snakemake(workdir, "dataset", "--cores", "1", "--configfile", str(cfg))
+    assert r.returncode != 0
+    assert f"error: {bad}" in r.stdout + r.stderr
+    assert not (workdir / "results" / "bad" / "data" / "dataset.h5").exists()
+
+
+def test_unknown_config_key_fails_naming_it(workdir, tmp_path):
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("run_name: typo\ntrainig:\n  max_epochs: 3\n")
+    r = snakemake(workdir, "-n", "--configfile", str(cfg))
+    assert r.returncode != 0
+    assert "trainig" in r.stdout + r.stderr
+
+
+def test_aedistill_cli_dataset(tmp_path, repo, tiny_dataset):
+    r = subprocess.run(
+        [str(BIN / "aedistill"), "dataset", str(repo / "config" / "test.yaml"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    np.testing.assert_array_equal(load_dataset(tmp_path / "dataset.h5").forces, tiny_dataset.forces)
+    r = subprocess.run(
+        [str(BIN / "aedistill"), "check-config", str(tmp_path / "missing.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        r.returncode == 1 and r.stderr.strip().startswith("error:") and "missing.yaml" in r.stderr
+    )
+    assert len(r.stderr.strip().splitlines()) == 1

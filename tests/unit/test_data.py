@@ -1,0 +1,213 @@
+"""Data sources: EMT generator, ANI-Al reader on a synthetic archive, extxyz, validation, split."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import h5py
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.units import Hartree
+
+from aedistill.data.ani_al import (
+    git_blob_sha1_of,
+    read_ani_directory,
+    safe_extract,
+    sha256_of,
+    verify_archive,
+)
+from aedistill.data.canonical import load_dataset, save_dataset, validate_dataset
+from aedistill.data.extxyz import read_labelled_file, write_labelled_file
+from aedistill.data.split import load_split, make_split, save_split
+from aedistill.errors import UserInputError
+
+
+def test_emt_dataset_is_deterministic_and_sums(tiny_config, tiny_dataset):
+    from aedistill.data.emt import build_emt_dataset
+
+    again = build_emt_dataset(tiny_config)
+    np.testing.assert_array_equal(again.positions, tiny_dataset.positions)
+    np.testing.assert_array_equal(again.energy, tiny_dataset.energy)
+    ds = tiny_dataset
+    # Σε = E exactly for EMT, and padding carries nothing
+    np.testing.assert_allclose(ds.atom_energies.sum(axis=1), ds.energy, atol=1e-10)
+    assert np.all(ds.atom_energies[ds.species == 0] == 0)
+    assert np.all(ds.forces[ds.species == 0] == 0)
+
+
+def test_emt_labels_match_an_independent_emt_call(tiny_dataset):
+    ds = tiny_dataset
+    for i in (0, ds.n_conf - 1):
+        a = ds.to_atoms(i)
+        a.calc = EMT()
+        assert a.get_potential_energy() == pytest.approx(ds.energy[i], abs=1e-9)
+        np.testing.assert_allclose(a.get_forces(), ds.forces[i][: len(a)], atol=1e-9)
+
+
+def test_emt_families_cover_liquid_and_surfaces(tiny_config, tiny_dataset):
+    ds = tiny_dataset
+    vol_per_atom = np.abs(np.linalg.det(ds.cell)) / ds.n_atoms
+    assert (vol_per_atom > 25).sum() == tiny_config["dataset"]["generate"]["n_surface"]
+    # the last 8 frames are MD: 4 at 300 K then 4 at 1500 K (liquid): hotter → larger forces
+    rms = np.sqrt((ds.forces[-8:] ** 2).sum(axis=(1, 2)) / ds.n_atoms[-8:])
+    assert rms[4:].mean() > 2 * rms[:4].mean()
+
+
+def test_canonical_roundtrip(tmp_path, tiny_dataset):
+    p = tmp_path / "d.h5"
+    save_dataset(p, tiny_dataset)
+    back = load_dataset(p)
+    np.testing.assert_array_equal(back.forces, tiny_dataset.forces)
+    np.testing.assert_array_equal(back.atom_energies, tiny_dataset.atom_energies)
+    assert back.source == "emt"
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
+
+
+def test_extxyz_roundtrip(tmp_path, tiny_dataset):
+    p = tmp_path / "data.extxyz"
+    write_labelled_file(p, tiny_dataset)
+    back = read_labelled_file(p)
+    # extxyz stores per-atom columns with 8 decimals
+    np.testing.assert_allclose(back.energy, tiny_dataset.energy, rtol=1e-12)
+    np.testing.assert_allclose(back.forces, tiny_dataset.forces, atol=1e-8)
+    np.testing.assert_allclose(back.atom_energies, tiny_dataset.atom_energies, atol=1e-8)
+    np.testing.assert_allclose(back.positions, tiny_dataset.positions, atol=1e-8)
+    np.testing.assert_allclose(back.cell, tiny_dataset.cell, atol=1e-8)
+
+
+def test_extxyz_missing_and_corrupt(tmp_path, tiny_dataset):
+    with pytest.raises(UserInputError, match="not found"):
+        read_labelled_file(tmp_path / "none.xyz")
+    p = tmp_path / "data.extxyz"
+    write_labelled_file(p, tiny_dataset)
+    text = p.read_text()
+    p.write_text(text[: len(text) // 3])  # truncated mid-frame
+    with pytest.raises(UserInputError, match=str(p)):
+        read_labelled_file(p)
+
+
+# --- validation at the boundary -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "match"),
+    [
+        (lambda d: d.forces.__setitem__((3, 0, 0), np.nan), "configuration 3: forces contains NaN"),
+        (lambda d: d.energy.__setitem__(2, np.inf), "configuration 2: energy contains NaN"),
+        (lambda d: d.species.__setitem__((1, 0), 29), r"configuration 1 has elements \[29\]"),
+        (lambda d: d.cell.__setitem__(4, np.zeros((3, 3))), "configuration 4 is periodic"),
+        (lambda d: d.energy.__setitem__(5, d.energy[5] - 1e6), "configuration 5: .E./atom"),
+    ],
+)
+def test_validation_names_the_configuration(tiny_dataset, corrupt, match):
+    ds = tiny_dataset.subset(np.arange(tiny_dataset.n_conf))  # a copy
+    corrupt(ds)
+    with pytest.raises(UserInputError, match=match):
+        validate_dataset(ds, "data.h5", [13])
+
+
+def test_validation_shape_mismatch_and_empty(tiny_dataset):
+    ds = tiny_dataset.subset(np.arange(tiny_dataset.n_conf))
+    ds.forces = ds.forces[:, :, :2]
+    with pytest.raises(UserInputError, match="forces has shape"):
+        validate_dataset(ds, "data.h5", [13])
+    with pytest.raises(UserInputError, match="empty"):
+        validate_dataset(tiny_dataset.subset(np.arange(0)), "data.h5", [13])
+
+
+# --- split --------------------------------------------------------------------------------
+
+
+def test_split_disjoint_complete_stable(tmp_path):
+    s = make_split(103, 0.8, 0.1, 0.1, seed=3)
+    parts = [s.train, s.valid, s.test]
+    assert sum(len(p) for p in parts) == 103
+    assert len(np.unique(np.concatenate(parts))) == 103
+    assert (len(s.valid), len(s.test)) == (10, 10)
+    again = make_split(103, 0.8, 0.1, 0.1, seed=3)
+    for a, b in zip(parts, [again.train, again.valid, again.test], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(make_split(103, 0.8, 0.1, 0.1, seed=4).test, s.test)
+    save_split(tmp_path / "s.json", s, 103, 3)
+    np.testing.assert_array_equal(load_split(tmp_path / "s.json", 103).train, s.train)
+    with pytest.raises(UserInputError, match="split made for 103"):
+        load_split(tmp_path / "s.json", 50)
+
+
+# --- ANI-Al on a synthetic archive with the real layout -----------------------------------
+
+
+def _write_ani_h5(path, rng):
+    """Two leaf groups in pyanitools layout; energies in Hartree, forces in Hartree/Å."""
+    truth = []
+    with h5py.File(path, "w") as f:
+        for g, n_atoms in (("Al/conf_a", 8), ("Al/conf_b", 12)):
+            n = 3
+            grp = f.create_group(g)
+            a = 4.05 * (2 if n_atoms == 8 else 3)
+            coords = rng.uniform(0, a, size=(n, n_atoms, 3))
+            cell = np.repeat(np.eye(3)[None] * a, n, axis=0)
+            e_ha = -2.7058640291888105 * n_atoms + rng.normal(0, 0.01, n)
+            f_ha = rng.normal(0, 0.01, size=(n, n_atoms, 3))
+            grp.create_dataset("coordinates", data=coords)
+            grp.create_dataset("cell", data=cell)
+            grp.create_dataset("energy", data=e_ha)
+            grp.create_dataset("force", data=f_ha)
+            grp.create_dataset("species", data=np.array([b"Al"] * n_atoms))
+            truth.append((n_atoms, e_ha, f_ha))
+    return truth
+
+
+def _make_archive(tmp_path, rng):
+    src = tmp_path / "src"
+    (src / "data").mkdir(parents=True)
+    truth = _write_ani_h5(src / "data" / "Al-data.h5", rng)
+    archive = tmp_path / "Al-data.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "data", arcname="data")
+    return archive, truth
+
+
+def test_ani_al_reader_converts_units(tmp_path):
+    archive, truth = _make_archive(tmp_path, np.random.default_rng(0))
+    files = safe_extract(archive, tmp_path / "out")
+    assert any(f.suffix == ".h5" for f in files)
+    ds = read_ani_directory(tmp_path / "out", energy_shift_per_atom=72.0)
+    assert ds.n_conf == 6 and ds.species.shape[1] == 12
+    e_expected = np.concatenate([e * Hartree + 72.0 * n for n, e, _ in truth])
+    np.testing.assert_allclose(np.sort(ds.energy), np.sort(e_expected), rtol=1e-12)
+    n8 = ds.n_atoms == 8
+    np.testing.assert_allclose(
+        np.sort(np.abs(ds.forces[n8][:, :8]).ravel()),
+        np.sort(np.abs(truth[0][2] * Hartree).ravel()),
+    )
+    assert set(np.unique(ds.species)) == {0, 13}
+    validate_dataset(ds, "ani", [13])  # plausible eV energies after the shift
+
+
+def test_ani_al_checksums_and_unsafe_archives(tmp_path):
+    archive, _ = _make_archive(tmp_path, np.random.default_rng(1))
+    verify_archive(archive, sha256_of(archive), None)
+    verify_archive(archive, None, git_blob_sha1_of(archive))
+    with pytest.raises(UserInputError, match="sha256 .* does not match"):
+        verify_archive(archive, "0" * 64, None)
+    with pytest.raises(UserInputError, match="git blob id"):
+        verify_archive(archive, None, "0" * 40)
+    # git's blob id of a known content (`printf hello | git hash-object --stdin`)
+    hello = tmp_path / "hello"
+    hello.write_bytes(b"hello")
+    assert git_blob_sha1_of(hello) == "b6fc4c620b67d95f953a5c1c1230aaab5db5a1b0"
+
+    evil = tmp_path / "evil.tgz"
+    with tarfile.open(evil, "w:gz") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    with pytest.raises(UserInputError, match="outside"):
+        safe_extract(evil, tmp_path / "x")
+    assert not (tmp_path / "escape.txt").exists()
+    (tmp_path / "corrupt.tgz").write_bytes(b"not a tar")
+    with pytest.raises(UserInputError, match="not a readable tar"):
+        safe_extract(tmp_path / "corrupt.tgz", tmp_path / "y")

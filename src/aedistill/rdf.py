@@ -151,3 +151,18 @@ def rdf_errors_table(
         )
     cols = ["role", "arch", "seed", "reference", "rdf_error_A", "first_peak_A"]
     return pd.DataFrame(rows, columns=cols).sort_values(["role", "arch", "seed"], ignore_index=True)
+
+
+def write_rdf_errors(
+    models: Iterable[tuple[str, str, int]],
+    rdf_paths: Iterable[str | os.PathLike[str]],
+    reference: tuple[str, str, int],
+    out_csv: str | os.PathLike[str],
+) -> pd.DataFrame:
+    """Write ``tables/rdf_errors.csv`` for ``models`` (role, arch, seed) with their rdf.csv."""
+    from aedistill.io import write_csv
+
+    entries = [(*m, p) for m, p in zip(models, rdf_paths, strict=True)]
+    table = rdf_errors_table(entries, tuple(reference))
+    write_csv(out_csv, table)
+    return table

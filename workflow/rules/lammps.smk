@@ -1,1 +1,98 @@
-# lammps stage
+# Stage 6: LAMMPS. Export trained models to ML-IAP files; liquid-Al (1200 K) g(r) per model
+# through LAMMPS' Python module; RDF error of every model against the reference teacher.
+# Named target: `rdf`. Skipped entirely when lammps.enabled is false.
+
+LAMMPS_SEEDS = set(config["lammps"]["seeds"])
+# the reference g(r): teacher architecture, seed 0 (always run)
+RDF_REFERENCE = ("teacher", TEACHER_ARCH, 0)
+
+
+def lammps_models():
+    """(role, arch, seed) of the models that get an RDF run."""
+    models = [RDF_REFERENCE]
+    models += [("teacher", TEACHER_ARCH, s) for s in TEACHER_SEEDS if s in LAMMPS_SEEDS]
+    models += [("born_again", TEACHER_ARCH, s) for s in BA_SEEDS if s in LAMMPS_SEEDS]
+    models += [
+        (r, a, s)
+        for r in ("student", "control")
+        if r in GRID_ROLES
+        for a in GRID_ARCHS
+        for s in SEEDS
+        if s in LAMMPS_SEEDS
+    ]
+    return list(dict.fromkeys(models))
+
+
+if config["lammps"]["enabled"]:
+
+    rule export_mliap:
+        input:
+            model=paths.model(RUN, "{role}", "{arch}", "{seed}"),
+        output:
+            mliap=paths.mliap_model(RUN, "{role}", "{arch}", "{seed}"),
+        log:
+            log_of(paths.mliap_model(RUN, "{role}", "{arch}", "{seed}")),
+        benchmark:
+            bench_of(paths.mliap_model(RUN, "{role}", "{arch}", "{seed}"))
+        conda:
+            "../../envs/lammps.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        message:
+            "Exporting {wildcards.role} {wildcards.arch} seed {wildcards.seed} to ML-IAP"
+        script:
+            "../scripts/export_mliap.py"
+
+    rule lammps_rdf:
+        input:
+            mliap=paths.mliap_model(RUN, "{role}", "{arch}", "{seed}"),
+        output:
+            rdf=paths.rdf(RUN, "{role}", "{arch}", "{seed}"),
+            timing=paths.lammps_timing(RUN, "{role}", "{arch}", "{seed}"),
+        log:
+            log_of(paths.rdf(RUN, "{role}", "{arch}", "{seed}")),
+        benchmark:
+            bench_of(paths.rdf(RUN, "{role}", "{arch}", "{seed}"))
+        conda:
+            "../../envs/lammps.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=120,
+        params:
+            settings=config["lammps"],
+        message:
+            "LAMMPS liquid-Al g(r): {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
+        script:
+            "../scripts/rdf.py"
+
+    rule rdf_errors:
+        input:
+            rdfs=[paths.rdf(RUN, r, a, s) for r, a, s in lammps_models()],
+        output:
+            table=paths.table(RUN, "rdf_errors"),
+        log:
+            log_of(paths.table(RUN, "rdf_errors")),
+        benchmark:
+            bench_of(paths.table(RUN, "rdf_errors"))
+        conda:
+            "../../envs/lammps.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        params:
+            models=lammps_models(),
+            reference=RDF_REFERENCE,
+        message:
+            "RDF errors against {RDF_REFERENCE[0]} {RDF_REFERENCE[1]} seed {RDF_REFERENCE[2]}"
+        script:
+            "../scripts/rdf_errors.py"
+
+    rule rdf:
+        input:
+            paths.table(RUN, "rdf_errors"),
+
+    ALL_TARGETS.append(paths.table(RUN, "rdf_errors"))

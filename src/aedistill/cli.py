@@ -2,6 +2,8 @@
 
 ``aedistill check-config FILE``   validate a config (defaults filled) and print it
 ``aedistill dataset CONFIG OUTDIR``  build the canonical dataset and split without Snakemake
+``aedistill study RUN_DIR... --out DIR``  compare runs on different references (criterion,
+paired student − control table, figure)
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("dataset", help="build dataset.h5, split.json, summary.json into OUTDIR")
     p.add_argument("config")
     p.add_argument("outdir")
+    p = sub.add_parser("study", help="compare finished runs that differ in the reference data")
+    p.add_argument("runs", nargs="+", help="results/<run_name> directories")
+    p.add_argument("--out", required=True, help="output directory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -35,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from aedistill.config import load_config
+
+    if args.cmd == "study":
+        from aedistill.study import run_study
+
+        run_study(args.runs, args.out)
+        return 0
 
     config = load_config(args.config)
     if args.cmd == "check-config":

@@ -36,14 +36,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from aedistill.config import grid_archs
 from aedistill.errors import UserInputError
 from aedistill.io import read_json, write_csv
 
@@ -69,6 +69,23 @@ ACCURACY_AXES = {
 }
 
 MODELS_REQUIRED = ("role", "arch", "seed", "n_weights", "test_e_rmse", "test_f_rmse")
+
+
+# --------------------------------------------------------------------------- config
+def learning_curve_archs(config: Mapping[str, Any]) -> list[str]:
+    """Architecture slugs of Fig 4: ``figures.learning_curve_archs``, else the first grid one.
+
+    Raises :class:`UserInputError` for a slug that is not a grid architecture.
+    """
+    grid = [a.slug for a in grid_archs(config)]
+    archs = list(config["figures"]["learning_curve_archs"]) or grid[:1]
+    unknown = [a for a in archs if a not in grid]
+    if unknown:
+        raise UserInputError(
+            f"config key 'figures.learning_curve_archs': {unknown} are not in "
+            f"grid.architectures {grid}"
+        )
+    return archs
 
 
 # --------------------------------------------------------------------------- reading
@@ -276,6 +293,8 @@ def paired_stats(diff: Sequence[float]) -> dict[str, float]:
     (n ≥ 2 and std > 0), and the two-sided Wilcoxon signed-rank statistic and p (at least one
     non-zero difference; exact distribution for small n). NaN where a test is undefined.
     """
+    from scipy import stats  # imported here: the workflow imports this module at parse time
+
     d = np.asarray(diff, dtype=float)
     d = d[np.isfinite(d)]
     n = len(d)

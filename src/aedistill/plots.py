@@ -33,6 +33,8 @@ from aedistill import analysis  # noqa: E402
 from aedistill.io import atomic_path  # noqa: E402
 
 log = logging.getLogger(__name__)
+# matplotlib's PDF backend logs every font-subsetting step at INFO
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 DPI = 150
 _PALETTE = sns.color_palette("colorblind", 10)

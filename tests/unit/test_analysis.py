@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from aedistill import analysis
+from aedistill.config import load_config
 from aedistill.errors import UserInputError
 
 
@@ -242,3 +243,19 @@ def test_missing_models_table_is_a_user_error(tmp_path):
     (tmp_path / "models.csv").write_text("role,arch\nstudent,A\n")
     with pytest.raises(UserInputError, match="missing columns"):
         analysis.read_models(tmp_path / "models.csv")
+
+
+def test_learning_curve_archs_default_and_check(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "grid:\n  architectures:\n"
+        "    - {atom_layers: 2, width: 32, sensitivities: 16}\n"
+        "    - {atom_layers: 1, width: 16, sensitivities: 8}\n"
+    )
+    config = load_config(cfg)
+    assert analysis.learning_curve_archs(config) == ["L2-W32-S16"]
+    config["figures"]["learning_curve_archs"] = ["L1-W16-S8"]
+    assert analysis.learning_curve_archs(config) == ["L1-W16-S8"]
+    config["figures"]["learning_curve_archs"] = ["L3-W3-S3"]
+    with pytest.raises(UserInputError, match="figures.learning_curve_archs"):
+        analysis.learning_curve_archs(config)

@@ -1,0 +1,112 @@
+"""g(r), RDF error and first peak against hand computations (no LAMMPS needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from ase.build import bulk
+
+from aedistill.errors import UserInputError
+from aedistill.lammps import check_rdf_geometry, lammps_box, lattice_constant_for_density
+from aedistill.rdf import (
+    first_peak,
+    radial_distribution,
+    rdf_error,
+    rdf_errors_table,
+)
+
+
+def test_ideal_gas_gives_one():
+    """Uniformly random points: g(r) = 1 in expectation, with the N(N-1)/V normalisation."""
+    rng = np.random.default_rng(0)
+    box = 20.0
+    cell = np.eye(3) * box
+    frames = [(rng.uniform(0, box, size=(800, 3)), cell) for _ in range(5)]
+    r, g = radial_distribution(frames, r_max=8.0, n_bins=40)
+    assert abs(g[r > 2].mean() - 1.0) < 0.01
+    assert np.all(np.abs(g[r > 2] - 1.0) < 0.1)
+
+
+def test_fcc_first_shell_position_and_coordination():
+    """Perfect fcc: first shell at a/√2 holding 12 neighbours (∫ 4πr²ρ g dr = 12)."""
+    a = 4.05
+    atoms = bulk("Al", "fcc", a=a, cubic=True).repeat(4)
+    n, vol = len(atoms), atoms.get_volume()
+    r, g = radial_distribution([(atoms.positions, atoms.cell[:])], r_max=3.5, n_bins=70)
+    dr = r[1] - r[0]
+    assert abs(first_peak(r, g) - a / np.sqrt(2)) < dr
+    coordination = np.sum(4 * np.pi * r**2 * (n - 1) / vol * g * dr)
+    assert coordination == pytest.approx(12.0, rel=0.02)
+
+
+def test_rdf_error_hand_values():
+    r = np.linspace(0.05, 6.95, 70)
+    g = 1 + np.sin(r)
+    assert rdf_error(r, g, r, g) == 0.0
+    assert rdf_error(r, g, r, g + 0.1) == pytest.approx(0.1 * 70 * 0.1)
+    with pytest.raises(UserInputError, match="different bins"):
+        rdf_error(r, g, r[:-1], g[:-1])
+    with pytest.raises(UserInputError, match="different bins"):
+        rdf_error(r, g, r + 0.01, g)
+
+
+def test_first_peak_is_refined_between_bins():
+    r = np.linspace(0.025, 6.975, 140)
+    g = 1 + 2 * np.exp(-((r - 2.83) ** 2) / 0.02)
+    assert first_peak(r, g) == pytest.approx(2.83, abs=0.005)
+
+
+def test_rmax_beyond_half_box_is_refused():
+    cell = np.eye(3) * 10.0
+    with pytest.raises(UserInputError, match="half the cell"):
+        radial_distribution([(np.array([[0.0, 0, 0], [1, 1, 1]]), cell)], 5.5, 10)
+    settings = {"density": 2.375, "supercell": 3, "rdf_rmax": 7.0}
+    with pytest.raises(UserInputError, match="lammps.rdf_rmax"):
+        check_rdf_geometry(settings)
+    assert check_rdf_geometry({**settings, "supercell": 4}) > 14.0
+
+
+def test_lattice_constant_for_density():
+    # solid Al: 2.70 g/cm³ ↔ a = 4.05 Å (4 × 26.98 g/mol / N_A / a³)
+    assert lattice_constant_for_density(2.699) == pytest.approx(4.05, abs=0.002)
+
+
+def test_lammps_box_is_a_rotation_to_lower_triangular():
+    rng = np.random.default_rng(3)
+    cell = np.diag([5.0, 6.0, 7.0]) + rng.normal(0, 1.0, (3, 3))
+    lcell, rot = lammps_box(cell)
+    assert np.allclose(rot @ rot.T, np.eye(3))
+    assert np.allclose(lcell, cell @ rot)
+    assert np.allclose(np.triu(lcell, 1), 0) and np.all(np.diag(lcell) > 0)
+    assert np.allclose(lcell @ lcell.T, cell @ cell.T)  # same lengths and angles
+
+
+def test_rdf_errors_table(tmp_path):
+    r = np.linspace(0.05, 6.95, 70)
+    g_ref = 1 + np.exp(-((r - 2.8) ** 2) / 0.05)
+    paths = {}
+    for name, shift in [("ref", 0.0), ("other", 0.2)]:
+        p = tmp_path / f"{name}.csv"
+        pd.DataFrame({"r_A": r, "g": g_ref + shift}).to_csv(p, index=False)
+        paths[name] = p
+    entries = [
+        ("teacher", "L4-W128-S40", 0, paths["ref"]),
+        ("student", "L1-W8-S4", 1, paths["other"]),
+    ]
+    table = rdf_errors_table(entries, ("teacher", "L4-W128-S40", 0))
+    assert list(table.columns) == [
+        "role",
+        "arch",
+        "seed",
+        "reference",
+        "rdf_error_A",
+        "first_peak_A",
+    ]
+    by_role = table.set_index("role")
+    assert by_role.loc["teacher", "rdf_error_A"] == 0.0
+    assert by_role.loc["student", "rdf_error_A"] == pytest.approx(0.2 * 6.9 + 0.2 * 0.1)
+    assert by_role.loc["student", "first_peak_A"] == pytest.approx(2.8, abs=0.01)
+    assert set(table["reference"]) == {"teacher/L4-W128-S40/seed0"}
+    with pytest.raises(UserInputError, match="reference"):
+        rdf_errors_table(entries, ("teacher", "L4-W128-S40", 3))

@@ -1,0 +1,287 @@
+"""Training: loss by hand, paired initial weights, Born-Again schedule, resume, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from aedistill.config import validate_config
+from aedistill.data.canonical import from_atoms_list
+from aedistill.data.split import make_split
+from aedistill.errors import UserInputError
+from aedistill.models import load_model, make_calculator
+from aedistill.training import (
+    HISTORY_COLUMNS,
+    LossWeights,
+    get_loss_weights,
+    plan_role,
+    prepare_training,
+    train_model,
+)
+
+ARCH = "L1-W6-S4"
+
+
+def tiny_emt(n: int = 16, seed: int = 0):
+    """Rattled, strained fcc Al cells of 4 and 8 atoms labelled by EMT (with exact ε)."""
+    rng = np.random.default_rng(seed)
+    frames, e, f, eps = [], [], [], []
+    for i in range(n):
+        a = bulk("Al", "fcc", a=4.05 * (1 + 0.02 * rng.standard_normal()), cubic=True)
+        a = a.repeat((1, 1, 1 + i % 2))
+        a.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        a.calc = EMT()
+        e.append(a.get_potential_energy())
+        f.append(a.get_forces())
+        eps.append(a.get_potential_energies())
+        frames.append(a.copy())
+    return from_atoms_list(frames, e, f, eps, source="emt")
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = tiny_emt()
+    return ds, make_split(ds.n_conf, 0.625, 0.1875, 0.1875, seed=0)
+
+
+def cfg(**training):
+    return validate_config(
+        {
+            "model": {"cutoff_soft_max": 3.5, "cutoff_hard_max": 4.0},
+            "training": {"max_epochs": 2, "batch_size": 4, **training},
+            "born_again": {
+                "schedule": [
+                    {"epoch": 1, "w_A": 200, "w_F": 75, "w_E": 0},
+                    {"epoch": 2, "w_A": 100, "w_F": 45, "w_E": 0.5},
+                    {"epoch": 3, "w_A": 0, "w_F": 15, "w_E": 1},
+                ]
+            },
+        }
+    )
+
+
+def fake_labels(ds):
+    """Teacher-like labels: exact ε plus a smooth per-atom offset (0 on padding)."""
+    lab = ds.atom_energies + 0.02 * np.cos(np.arange(ds.species.shape[1]))[None, :]
+    lab[ds.species == 0] = 0
+    return lab
+
+
+def test_roles_use_the_configured_weights():
+    c = cfg()
+    assert plan_role(c, "teacher").weights == LossWeights(1.0, 10.0, 0.0)
+    assert plan_role(c, "control").weights == LossWeights(1.0, 10.0, 0.0)
+    assert plan_role(c, "student").weights == LossWeights(1.0, 30.0, 100.0)
+    assert plan_role(c, "matched_control").weights == LossWeights(1.0, 30.0, 0.0)
+    assert plan_role(c, "student_wA2.5").weights == LossWeights(1.0, 30.0, 2.5)
+    assert plan_role(c, "oracle").labels == "exact"
+    ba = plan_role(c, "born_again")
+    assert [ba.weights_at(e) for e in (1, 2, 3, 9)] == [
+        LossWeights(0, 75, 200),
+        LossWeights(0.5, 45, 100),
+        LossWeights(1, 15, 0),
+        LossWeights(1, 15, 0),
+    ]
+    with pytest.raises(UserInputError, match="unknown role"):
+        plan_role(c, "teacher2")
+
+
+def test_loss_equals_hand_computation(data):
+    ds, split = data
+    c = cfg()
+    labels = fake_labels(ds)
+    s = prepare_training(c, "student", ARCH, 0, ds, split, labels)
+    model, loss, _ = s.training_modules
+    batch = next(iter(s.database.make_generator("train", "eval", batch_size=100)))
+    n_in = len(s.database.inputs)
+    with torch.enable_grad():
+        outputs = model(*batch[:n_in])
+    got = float(loss(*outputs, *batch[n_in:])[0])
+
+    # hand computation on the same configurations, independent of the loss graph
+    idx = split.train
+    sub = ds.subset(idx)
+    tmp = __import__("tempfile").mkdtemp()
+    from aedistill.models import save_model
+
+    save_model(f"{tmp}/m.pt", s.spec, s.graph)
+    m = load_model(f"{tmp}/m.pt")
+    pred = m.predict(sub, batch_size=100)
+    mask = sub.species > 0
+    de = (pred["energy"] - sub.energy) / sub.n_atoms
+    df = (pred["forces"] - sub.forces)[mask]
+    da = (pred["atom_energies"] - labels[idx])[mask]
+
+    def lerr(x):
+        return np.sqrt(np.mean(x**2)) + np.mean(np.abs(x))
+
+    net = s.graph.network.torch_module
+    l2 = sum(
+        float((p.double() ** 2).sum())
+        for n, p in net.named_parameters()
+        if n.endswith("weight") or n.endswith("int_weights")
+    )
+    hier = m.predictor()  # R: hierarchicality per atom, from the inference graph
+    from hippynn.graphs import Predictor
+
+    g = m.graph
+    hp = Predictor([g.species, g.positions, g.cell], [g.henergy.hierarchicality])
+    r = (
+        hp(
+            species=torch.as_tensor(sub.species),
+            positions=torch.as_tensor(sub.positions, dtype=torch.float32),
+            cell=torch.as_tensor(sub.cell, dtype=torch.float32),
+        )[g.henergy.hierarchicality.name]
+        .numpy()
+        .reshape(-1)
+    )
+    del hier
+    w = c["loss"]
+    want = (
+        1.0 * lerr(de)
+        + 30.0 * lerr(df)
+        + 100.0 * lerr(da)
+        + w["w_L2"] * l2
+        + w["w_R"] * np.mean(r / sub.n_atoms)
+    )
+    assert got == pytest.approx(want, rel=2e-4)
+
+
+def test_paired_roles_start_from_identical_weights(data):
+    ds, split = data
+    c = cfg()
+    labels = fake_labels(ds)
+    states = {
+        role: prepare_training(c, role, ARCH, 7, ds, split, labels).initial_state
+        for role in ("student", "control", "matched_control", "oracle")
+    }
+    ref = states["student"]
+    for role, st in states.items():
+        for k, v in ref.items():
+            if isinstance(v, torch.Tensor):
+                assert torch.equal(v, st[k]), (role, k)
+    other = prepare_training(c, "control", ARCH, 8, ds, split).initial_state
+    assert not torch.equal(
+        other["network.blocks.0.0.base_layer.int_weights"],
+        ref["network.blocks.0.0.base_layer.int_weights"],
+    )
+
+
+def test_born_again_weights_switch_at_schedule_boundaries(tmp_path, data):
+    ds, split = data
+    r = train_model(
+        cfg(), "born_again", ARCH, 0, ds, split, tmp_path, labels=fake_labels(ds), max_epochs=3
+    )
+    h = r.history
+    assert h[["w_E", "w_F", "w_A"]].values.tolist() == [[0, 75, 200], [0.5, 45, 100], [1, 15, 0]]
+
+
+def test_training_outputs_forces_and_resume(tmp_path, data):
+    ds, split = data
+    c = cfg(max_epochs=4, checkpoint_every=1)
+    labels = fake_labels(ds)
+    ref = train_model(c, "student", ARCH, 0, ds, split, tmp_path / "ref", labels=labels)
+
+    # outputs of the contract
+    d = tmp_path / "ref"
+    assert sorted(p.name for p in d.iterdir()) == ["history.csv", "metrics.json", "model.pt"]
+    hist = pd.read_csv(d / "history.csv")
+    assert list(hist.columns) == HISTORY_COLUMNS and hist.epoch.tolist() == [1, 2, 3, 4]
+    met = json.loads((d / "metrics.json").read_text())
+    for key in ("n_weights", "test_e_rmse", "test_f_rmse", "test_eps_rmse", "best_epoch"):
+        assert key in met
+    assert met["epochs"] == 4
+
+    # forces of the trained model = -dE/dx by finite differences (double precision)
+    calc = make_calculator(d / "model.pt")
+    calc.to(torch.float64)
+    atoms = ds.to_atoms(3)
+    atoms.calc = calc
+    f = atoms.get_forces()
+    h = 1e-4
+    for i, k in [(0, 1), (len(atoms) - 1, 2)]:
+        e = []
+        for sgn in (1, -1):
+            b = atoms.copy()
+            b.positions[i, k] += sgn * h
+            b.calc = calc
+            e.append(b.get_potential_energy())
+        assert f[i, k] == pytest.approx(-(e[0] - e[1]) / (2 * h), abs=1e-6)
+
+    # interrupted after epoch 2, rerun resumes at epoch 3 and ends identical to `ref`
+    class Crash(Exception):
+        pass
+
+    def crash(epoch):
+        if epoch == 2:
+            raise Crash
+
+    out = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        train_model(c, "student", ARCH, 0, ds, split, out, labels=labels, callbacks=[crash])
+    assert (out / "checkpoint.pt").exists() and not (out / "model.pt").exists()
+    assert pd.read_csv(out / "history.csv").epoch.tolist() == [1, 2]
+    seen = []
+    res = train_model(c, "student", ARCH, 0, ds, split, out, labels=labels, callbacks=[seen.append])
+    assert seen == [3, 4]
+    assert res.history.epoch.tolist() == [1, 2, 3, 4]
+    assert not (out / "checkpoint.pt").exists()
+    cols = [c for c in HISTORY_COLUMNS if c != "wall_s"]
+    pd.testing.assert_frame_equal(res.history[cols], ref.history[cols])
+    assert res.metrics["test_f_rmse"] == ref.metrics["test_f_rmse"]
+
+
+def test_same_seed_same_metrics(tmp_path, data):
+    ds, split = data
+    a = train_model(cfg(), "control", ARCH, 3, ds, split, tmp_path / "a")
+    b = train_model(cfg(), "control", ARCH, 3, ds, split, tmp_path / "b")
+    drop = ("train_time_s",)
+
+    def same(m):  # JSON text: NaN compares equal to NaN
+        return json.dumps({k: v for k, v in m.items() if k not in drop}, sort_keys=True)
+
+    assert same(a.metrics) == same(b.metrics)
+    assert np.isnan(a.metrics["test_eps_rmse"])  # control: no labels learned
+
+
+def test_nan_loss_names_epoch_and_term(tmp_path, data):
+    ds, split = data
+    bad = ds.subset(np.arange(ds.n_conf))
+    bad.energy = bad.energy.copy()
+    bad.energy[split.train[0]] = np.nan
+    with pytest.raises(UserInputError, match=r"diverged at epoch 1: train loss terms 'E-RMSE'=nan"):
+        train_model(cfg(), "control", ARCH, 0, bad, split, tmp_path)
+    assert not any(p.name.startswith(".hippynn") for p in tmp_path.iterdir())
+    labels = fake_labels(ds)
+    labels[split.train[0], 0] = np.inf
+    with pytest.raises(UserInputError, match="labels of configuration"):
+        train_model(cfg(), "student", ARCH, 0, ds, split, tmp_path, labels=labels)
+
+
+def test_oracle_needs_exact_atom_energies(tmp_path, data):
+    ds, split = data
+    ds2 = ds.subset(np.arange(ds.n_conf))
+    ds2.atom_energies = None
+    with pytest.raises(UserInputError, match="oracle"):
+        train_model(cfg(), "oracle", ARCH, 0, ds2, split, tmp_path)
+
+
+def test_wall_time_limit_stops_training(tmp_path, data):
+    ds, split = data
+    r = train_model(
+        cfg(max_epochs=50, max_wall_minutes=1e-6), "teacher", ARCH, 0, ds, split, tmp_path
+    )
+    assert r.metrics["epochs"] == 1 and r.metrics["stop_reason"] == "max_wall_minutes"
+    assert (tmp_path / "model.pt").exists()
+
+
+def test_loss_weights_live_in_the_loss_module(data):
+    ds, split = data
+    s = prepare_training(cfg(), "student", ARCH, 0, ds, split, fake_labels(ds))
+    assert get_loss_weights(s.training_modules.loss) == {"w_E": 1.0, "w_F": 30.0, "w_A": 100.0}

@@ -89,7 +89,7 @@ def test_saved_model_roundtrip_and_sum_of_atom_energies(tmp_path):
             p.add_(0.1 * torch.randn_like(p))
     save_model(tmp_path / "m.pt", spec, g)
     m = load_model(tmp_path / "m.pt")
-    for a, b in zip(g.modules.state_dict().values(), m.modules.state_dict().values()):
+    for a, b in zip(g.modules.state_dict().values(), m.modules.state_dict().values(), strict=True):
         if isinstance(a, torch.Tensor):
             assert torch.equal(a, b)
     pred = m.predict(ds, batch_size=4)

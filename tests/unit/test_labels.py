@@ -1,0 +1,91 @@
+"""Teacher labels: Σε = E per configuration, alignment with the dataset, teacher vs true."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from aedistill.arch import Arch
+from aedistill.data.canonical import from_atoms_list
+from aedistill.errors import UserInputError
+from aedistill.io import read_json
+from aedistill.labels import load_labels, make_labels
+from aedistill.models import ModelSpec, build_training_graph, save_model
+
+
+def tiny_emt(n: int = 6, seed: int = 0):
+    """Rattled fcc Al cells of 4 and 8 atoms labelled by EMT (with exact ε)."""
+    rng = np.random.default_rng(seed)
+    frames, e, f, eps = [], [], [], []
+    for i in range(n):
+        a = bulk("Al", "fcc", a=4.05, cubic=True).repeat((1, 1, 1 + i % 2))
+        a.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        a.calc = EMT()
+        e.append(a.get_potential_energy())
+        f.append(a.get_forces())
+        eps.append(a.get_potential_energies())
+        frames.append(a.copy())
+    return from_atoms_list(frames, e, f, eps, source="emt")
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    d = tmp_path_factory.mktemp("teachers")
+    spec = ModelSpec(Arch(1, 6, 4), (13,), cutoff_soft_max=3.5, cutoff_hard_max=4.0)
+    paths = []
+    for seed in (0, 1):
+        g = build_training_graph(spec, seed)
+        with torch.no_grad():
+            for p in g.modules.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        save_model(d / f"m{seed}.pt", spec, g)
+        paths.append(d / f"m{seed}.pt")
+    return paths
+
+
+def test_labels_sum_to_energy_and_are_aligned(tmp_path, members):
+    ds = tiny_emt()
+    out = make_labels(
+        members, ds, tmp_path / "l.h5", tmp_path / "check.csv", tmp_path / "vs.json", 4
+    )
+    with h5py.File(tmp_path / "l.h5") as f:
+        mean, std, mem, energy = (f[k][()] for k in ("mean", "std", "members", "energy"))
+    assert mean.shape == ds.species.shape and mem.shape == (2, *ds.species.shape)
+    assert np.all(mean[ds.species == 0] == 0) and np.all(std[ds.species == 0] == 0)
+    # Σε = E_pred of each member (energy from the same predictor's mol_energy output)
+    np.testing.assert_allclose(mem.sum(axis=2), energy, atol=1e-4)
+    np.testing.assert_allclose(mean, mem.mean(axis=0), atol=1e-12)
+    assert not np.allclose(mem[0], mem[1])  # two different members
+    check = pd.read_csv(tmp_path / "check.csv")
+    assert len(check) == 2 * ds.n_conf and (check.abs_diff <= check.tolerance).all()
+    vs = read_json(tmp_path / "vs.json")
+    mask = ds.species > 0
+    assert vs["rmse_eV"] == pytest.approx(
+        np.sqrt(np.mean((mean[mask] - ds.atom_energies[mask]) ** 2))
+    )
+    assert -1 <= vs["pearson_r"] <= 1
+    np.testing.assert_array_equal(load_labels(tmp_path / "l.h5", ds), out["mean"])
+    np.testing.assert_array_equal(load_labels(tmp_path / "l.h5", ds, target=1), mem[1])
+
+
+def test_misaligned_labels_are_refused(tmp_path, members):
+    ds = tiny_emt()
+    make_labels(members, ds, tmp_path / "l.h5", tmp_path / "c.csv", tmp_path / "v.json")
+    other = tiny_emt(n=5)
+    with pytest.raises(UserInputError, match="rebuild the labels"):
+        load_labels(tmp_path / "l.h5", other)
+    with pytest.raises(UserInputError, match="only 2 members"):
+        load_labels(tmp_path / "l.h5", ds, target=5)
+
+
+def test_no_exact_energies_gives_a_note(tmp_path, members):
+    ds = tiny_emt()
+    ds.atom_energies = None
+    make_labels(members, ds, tmp_path / "l.h5", tmp_path / "c.csv", tmp_path / "v.json")
+    vs = read_json(tmp_path / "v.json")
+    assert vs["rmse_eV"] is None and "no exact" in vs["note"]

@@ -110,6 +110,16 @@ def read_table(
     return df
 
 
+def read_rdf_errors(path: str | os.PathLike[str] | None) -> pd.DataFrame | None:
+    """Read ``tables/rdf_errors.csv`` without the reference model's own row (error 0 by
+    definition); ``None`` when absent or empty."""
+    df = read_table(path, ("role", "arch", "seed", "rdf_error_A"))
+    if df is not None and "reference" in df.columns:
+        name = df["role"] + "/" + df["arch"] + "/seed" + df["seed"].astype(str)
+        df = df[name != df["reference"]]
+    return None if df is None or df.empty else df
+
+
 def read_models(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read ``tables/models.csv``; it must exist and have rows."""
     df = read_table(path, MODELS_REQUIRED)
@@ -545,7 +555,7 @@ def run_analysis(
     """Read the tables, compute everything and write the three CSVs (atomically)."""
     models = read_models(models_csv)
     efficiency = read_table(efficiency_csv, ("role", "arch", "seed"))
-    rdf = read_table(rdf_csv, ("role", "arch", "seed", "rdf_error_A"))
+    rdf = read_rdf_errors(rdf_csv)
     tvt = None
     if teacher_vs_true_json is not None and Path(teacher_vs_true_json).exists():
         tvt = read_json(teacher_vs_true_json)

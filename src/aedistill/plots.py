@@ -24,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -141,6 +142,14 @@ def _panel_label(ax: plt.Axes, label: str) -> None:
         fontweight="bold",
         fontsize=13,
     )
+
+
+def _plain_log(ax: plt.Axes, axis: str) -> None:
+    """Log scale with plain-number tick labels (6, 40, 0.3 rather than 6×10⁰)."""
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(mticker.LogFormatter(labelOnlyBase=False))
+    target.set_minor_formatter(mticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
 
 
 def _finite(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
@@ -292,7 +301,7 @@ def fig2_pareto(
         drawn |= set(
             _scatter_roles(ax, points, col, "test_f_rmse", all_roles, xscale=scale, front=True)
         )
-        ax.set_xscale("log")
+        _plain_log(ax, "x")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(F_LABEL)
         missing = sorted(set(points["role"]) - set(_finite(points, f"{col}_mean")["role"]))
@@ -440,7 +449,7 @@ def fig5_efficiency_vs_weights(
             _scatter_roles(ax, points, "n_weights", col, all_roles, yscale=scale, connect=True)
         )
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        _plain_log(ax, "y")
         ax.set_xlabel(W_LABEL)
         ax.set_ylabel(ylabel)
         if engine:
@@ -475,7 +484,7 @@ def make_figure(
     """
     models = analysis.read_models(models_csv)
     eff = analysis.read_table(efficiency_csv, ("role", "arch", "seed"))
-    rdf = analysis.read_table(rdf_csv, ("role", "arch", "seed", "rdf_error_A"))
+    rdf = analysis.read_rdf_errors(rdf_csv)
     if name == "fig2":
         notes = fig2_pareto(models, eff, png, pdf, run)
     elif name == "fig3":

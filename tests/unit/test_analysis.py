@@ -259,3 +259,20 @@ def test_learning_curve_archs_default_and_check(tmp_path):
     config["figures"]["learning_curve_archs"] = ["L3-W3-S3"]
     with pytest.raises(UserInputError, match="figures.learning_curve_archs"):
         analysis.learning_curve_archs(config)
+
+
+def test_rdf_reference_row_is_dropped(tmp_path):
+    p = tmp_path / "rdf.csv"
+    p.write_text(
+        "role,arch,seed,reference,rdf_error_A,first_peak_A\n"
+        "teacher,T,0,teacher/T/seed0,0.0,2.7\n"
+        "teacher,T,1,teacher/T/seed0,0.05,2.7\n"
+        "student,A,0,teacher/T/seed0,0.2,2.7\n"
+    )
+    df = analysis.read_rdf_errors(p)
+    assert sorted(zip(df.role, df.seed, strict=True)) == [("student", 0), ("teacher", 1)]
+    only_ref = tmp_path / "ref.csv"
+    only_ref.write_text(
+        "role,arch,seed,reference,rdf_error_A,first_peak_A\nteacher,T,0,teacher/T/seed0,0.0,2.7\n"
+    )
+    assert analysis.read_rdf_errors(only_ref) is None

@@ -15,7 +15,12 @@ TEACHER = ("L4-W128-S40", 4, 128, 40)
 
 
 def synthetic_tables(
-    seeds=(0, 1, 2, 3), roles=("student", "control"), epochs=12, rng_seed=0
+    seeds=(0, 1, 2, 3),
+    roles=("student", "control"),
+    epochs=12,
+    rng_seed=0,
+    archs=ARCHS,
+    teacher=TEACHER,
 ) -> dict[str, pd.DataFrame]:
     """Small models/histories/efficiency/rdf tables with the contract's columns.
 
@@ -23,8 +28,8 @@ def synthetic_tables(
     """
     rng = np.random.default_rng(rng_seed)
     models, hist, eff, rdf = [], [], [], []
-    entries = [(r, a) for r in roles for a in ARCHS]
-    entries += [("teacher", TEACHER), ("born_again", TEACHER)]
+    entries = [(r, a) for r in roles for a in archs]
+    entries += [("teacher", teacher), ("born_again", teacher)]
     for role, (slug, L, W, S) in entries:
         n_w = 200 * W * L + 30 * W * S
         base_f = 0.02 + 2.0 / np.sqrt(n_w)
@@ -86,7 +91,7 @@ def synthetic_tables(
                             role=role,
                             arch=slug,
                             seed=seed,
-                            reference=f"teacher/{TEACHER[0]}/seed0",
+                            reference=f"teacher/{teacher[0]}/seed0",
                             rdf_error_A=5 * f,
                             first_peak_A=2.75,
                         )

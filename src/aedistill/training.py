@@ -460,13 +460,20 @@ def prepare_training(
             graph.henergy, db, energy_name=DB_ENERGY, species_name=DB_SPECIES, decay_factor=1e-2
         )
         initial = state_dict_of(graph)
-        for n_images in (1, 2, 3, 4, 6, 8):
+        # hippynn sizes the sparse pair cache by n_images and relies on torch to refuse
+        # image indices beyond it; torch skips that check by default, and cells needing
+        # more images then silently get summed (wrong, even zero-length) pair offsets.
+        # With the invariant check on, too few images raise and we retry with more.
+        for n_images in (1, 2, 3, 4, 6, 8, 12):
             try:
-                precompute_pairs(modules.model, db, n_images=n_images)
+                with torch.sparse.check_sparse_tensor_invariants(enable=True):
+                    precompute_pairs(modules.model, db, n_images=n_images)
                 break
             except ValueError as exc:
                 if "n_images" not in str(exc):
                     raise
+        else:
+            raise UserInputError(f"{where}: a cell is too small for the pair cutoff (> 12 images)")
         modules, db_info = assemble_for_training(terms.train, terms.validation)
         db.inputs, db.targets = db_info["inputs"], db_info["targets"]
     return TrainingSetup(plan, spec, graph, terms, modules, db, eps, initial)
@@ -550,6 +557,8 @@ def train_model(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".hippynn-*"):  # scratch of a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     arch_obj = role_arch(config, role, arch)
     where = str(out)
     setup = prepare_training(config, role, arch_obj, seed, dataset, split, labels, where)
@@ -887,3 +896,72 @@ def evaluate_model(
     if sub.atom_energies is not None:
         out["test_eps_true_rmse"] = _rmse((pred["atom_energies"] - sub.atom_energies)[mask])
     return out
+
+
+# --------------------------------------------------------------------------- workflow entry
+
+
+def run(
+    config: Mapping[str, Any],
+    role: str,
+    arch: str,
+    seed: int,
+    dataset_path: str | os.PathLike[str],
+    split_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    labels_path: str | os.PathLike[str] | None = None,
+) -> TrainResult:
+    """Load the canonical dataset, split and (students) labels; train into model_path's dir."""
+    from aedistill.data.canonical import load_dataset
+    from aedistill.data.split import load_split
+    from aedistill.labels import load_labels
+
+    ds = load_dataset(dataset_path)
+    split = load_split(split_path, n_conf=ds.n_conf)
+    labels = None
+    if labels_path is not None:
+        labels = load_labels(labels_path, ds, target=config["labels"]["target"])
+    return train_model(
+        config,
+        role,
+        arch,
+        int(seed),
+        ds,
+        split,
+        Path(model_path).parent,
+        labels=labels,
+        run=str(config["run_name"]),
+    )
+
+
+def summarize_models(
+    metrics_paths: Sequence[str | os.PathLike[str]],
+    history_paths: Sequence[str | os.PathLike[str]],
+    models_csv: str | os.PathLike[str],
+    histories_csv: str | os.PathLike[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per model (``tables/models.csv``) and all learning curves (``histories.csv``)."""
+    import json
+
+    columns = [
+        "run", "role", "arch", "atom_layers", "width", "sensitivities", "seed", "n_weights",
+        "epochs", "best_epoch", "train_time_s", "test_e_rmse", "test_e_mae", "test_f_rmse",
+        "test_f_mae", "test_eps_rmse", "test_eps_true_rmse",
+    ]  # fmt: skip
+    rows = [json.loads(Path(p).read_text()) for p in metrics_paths]
+    models = pd.DataFrame(rows)
+    extra = [c for c in models.columns if c not in columns]
+    models = models.reindex(columns=columns + extra).sort_values(["role", "arch", "seed"])
+    frames = []
+    for mp, hp in zip(metrics_paths, history_paths, strict=True):
+        m = json.loads(Path(mp).read_text())
+        h = pd.read_csv(hp)
+        h.insert(0, "seed", m["seed"])
+        h.insert(0, "arch", m["arch"])
+        h.insert(0, "role", m["role"])
+        frames.append(h)
+    hist_cols = ["role", "arch", "seed", *HISTORY_COLUMNS]
+    histories = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=hist_cols)
+    write_csv(models_csv, models)
+    write_csv(histories_csv, histories[hist_cols])
+    return models, histories

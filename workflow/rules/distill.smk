@@ -1,1 +1,98 @@
-# distill stage
+# Stage 4: student/control grids (one job per role, architecture and seed), Born-Again
+# students (teacher architecture, loss schedule), and the summary tables of all models.
+# Roles that learn teacher labels depend on the labels file; the others only on the data.
+
+from aedistill.training import plan_role
+
+LABEL_ROLES = {
+    r for r in GRID_ROLES + ["born_again"] if plan_role(config, r).labels == "teacher"
+}
+STUDENT_ROLES = [r for r in GRID_ROLES if r.startswith("student") or r == "oracle"]
+CONTROL_ROLES = [r for r in GRID_ROLES if r in ("control", "matched_control")]
+
+
+TRAIN_INPUTS = {"dataset": paths.dataset(RUN), "split": paths.split(RUN)}
+STUDENT_METRICS = [
+    paths.metrics(RUN, r, a, s)
+    for r in STUDENT_ROLES
+    for a in GRID_ARCHS
+    for s in SEEDS
+]
+CONTROL_METRICS = [
+    paths.metrics(RUN, r, a, s)
+    for r in CONTROL_ROLES
+    for a in GRID_ARCHS
+    for s in SEEDS
+]
+
+
+rule train_model:
+    input:
+        unpack(
+            lambda w: TRAIN_INPUTS
+            | ({"labels": paths.labels(RUN)} if w.role in LABEL_ROLES else {})
+        ),
+    output:
+        model=paths.model(RUN, "{role}", "{arch}", "{seed}"),
+        history=paths.history(RUN, "{role}", "{arch}", "{seed}"),
+        metrics=paths.metrics(RUN, "{role}", "{arch}", "{seed}"),
+    log:
+        log_of(paths.model(RUN, "{role}", "{arch}", "{seed}")),
+    benchmark:
+        bench_of(paths.model(RUN, "{role}", "{arch}", "{seed}"))
+    wildcard_constraints:
+        role=r"student|control|matched_control|oracle|born_again|student_wA[0-9.]+",
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=TRAIN_RUNTIME,
+    params:
+        config=config,
+        role=lambda wildcards: wildcards.role,
+    message:
+        "Training {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
+    script:
+        "../scripts/train.py"
+
+
+rule summarize_models:
+    input:
+        metrics=[paths.metrics(RUN, r, a, s) for r, a, s in all_models()],
+        histories=[paths.history(RUN, r, a, s) for r, a, s in all_models()],
+    output:
+        models=paths.table(RUN, "models"),
+        histories=paths.table(RUN, "histories"),
+    log:
+        log_of(paths.table(RUN, "models")),
+    benchmark:
+        bench_of(paths.table(RUN, "models"))
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    message:
+        "Summarising {len(input.metrics)} models"
+    script:
+        "../scripts/summarize_models.py"
+
+
+rule students:
+    input:
+        STUDENT_METRICS,
+
+
+rule controls:
+    input:
+        CONTROL_METRICS,
+
+
+rule born_again_models:
+    input:
+        [paths.metrics(RUN, "born_again", TEACHER_ARCH, s) for s in BA_SEEDS],
+
+
+ALL_TARGETS.extend([paths.table(RUN, "models"), paths.table(RUN, "histories")])

@@ -211,3 +211,16 @@ def test_ani_al_checksums_and_unsafe_archives(tmp_path):
     (tmp_path / "corrupt.tgz").write_bytes(b"not a tar")
     with pytest.raises(UserInputError, match="not a readable tar"):
         safe_extract(tmp_path / "corrupt.tgz", tmp_path / "y")
+
+
+def test_atomic_path_leaves_nothing_on_error_and_usual_permissions(tmp_path):
+    from aedistill.io import atomic_path, write_json
+
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert not target.exists() and not list(tmp_path.iterdir())
+    write_json(target, {"a": 1})
+    assert target.stat().st_mode & 0o044 == 0o044  # group/other readable under umask 022

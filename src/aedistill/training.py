@@ -22,8 +22,8 @@ Same seed ⇒ identical initial weights for every role of an architecture: the t
 seeded immediately before the modules are created and the energy initialisation depends
 only on the training data.
 
-hippynn's ``train_model`` runs the loop (pairs precomputed, Adam, ReduceLROnPlateau through
-a ``PatienceController``); our epoch callback writes ``history.csv``, the checkpoint, applies
+hippynn's ``training_loop`` runs the epochs (pairs precomputed, Adam, ReduceLROnPlateau
+through a ``PatienceController``); our epoch callback writes ``history.csv``, the checkpoint, applies
 the loss schedule, checks for NaN and stops on the wall-time limit. hippynn writes its own
 files into the working directory, so each training runs in a scratch directory that is
 removed afterwards.
@@ -553,7 +553,7 @@ def train_model(
     A ``checkpoint.pt`` in ``out_dir`` from the same role/arch/seed is resumed.
     """
     from hippynn.experiment import SetupParams, setup_training
-    from hippynn.experiment import train_model as hippynn_train_model
+    from hippynn.experiment.routines import training_loop
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -638,18 +638,24 @@ def train_model(
         scratch = Path(tempfile.mkdtemp(prefix=".hippynn-", dir=out))
         try:
             with contextlib.chdir(scratch), contextlib.redirect_stdout(_LogStream()):
-                hippynn_train_model(
-                    modules,
-                    setup.database,
-                    controller,
-                    tracker,
-                    callbacks=[state.epoch_callback],
-                    batch_callbacks=None,
-                    store_best=False,
-                    store_structure_file=False,
-                    store_metrics=False,
-                    quiet=True,
-                )
+                # hippynn's epoch loop; its train_model wrapper would add a test pass over
+                # every split and plots that we do not use (we test the saved model below)
+                try:
+                    training_loop(
+                        modules,
+                        setup.database,
+                        controller,
+                        tracker,
+                        callbacks=[state.epoch_callback],
+                        batch_callbacks=None,
+                        store_all_better=False,
+                        store_best=False,
+                        store_every=0,
+                        quiet=True,
+                    )
+                except KeyboardInterrupt:
+                    if state.stop_reason != "max_wall_minutes":
+                        raise  # Ctrl-C / SIGINT: keep the checkpoint, resume on rerun
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     train_time_s = state.wall_s
@@ -781,7 +787,7 @@ class _TrainState:
             self.stop_reason = "max_wall_minutes"
             log.info("wall-time limit reached after epoch %d; stopping", epoch)
             self.save_checkpoint(finished=True)
-            raise KeyboardInterrupt  # hippynn's train_model finishes up cleanly on this
+            raise KeyboardInterrupt  # caught around hippynn's training loop
 
     def save_checkpoint(self, finished: bool = False) -> None:
         payload = {

@@ -75,7 +75,7 @@ rule summarize_models:
         mem_mb=2000,
         runtime=10,
     message:
-        "Summarising {len(input.metrics)} models"
+        "Summarising the trained models into {output.models}"
     script:
         "../scripts/summarize_models.py"
 

@@ -25,7 +25,7 @@ rule labels:
         mem_mb=6000,
         runtime=60,
     message:
-        "Atomic-energy labels from {len(TEACHER_MODELS)} teacher members"
+        "Atomic-energy labels from the teacher members {input.models}"
     script:
         "../scripts/labels.py"
 

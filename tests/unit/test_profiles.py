@@ -1,0 +1,127 @@
+"""The Snakemake profiles name only options that the installed Snakemake and SLURM plugin accept.
+
+The accepted names come from Snakemake's own argument parser (which registers the installed
+executor plugins' options) and from the SLURM plugin's settings dataclass, not from a list
+written here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILES = {name: REPO / "profiles" / name / "config.yaml" for name in ("default", "slurm")}
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def accepted_options() -> set[str]:
+    """Every long option of ``snakemake`` (plugins included), without the leading ``--``."""
+    from snakemake.cli import get_argument_parser
+
+    parser = get_argument_parser()
+    return {
+        s[2:] for action in parser._actions for s in action.option_strings if s.startswith("--")
+    }
+
+
+def _profile(name: str) -> dict:
+    data = yaml.safe_load(PROFILES[name].read_text())
+    assert isinstance(data, dict) and data, f"{PROFILES[name]} is not a YAML mapping"
+    return data
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_profile_keys_are_snakemake_options(name, accepted_options):
+    unknown = sorted(set(_profile(name)) - accepted_options)
+    assert not unknown, f"{PROFILES[name]}: not snakemake options: {unknown}"
+
+
+def test_slurm_keys_are_fields_of_the_plugin_settings():
+    from snakemake_executor_plugin_slurm import ExecutorSettings
+
+    fields = {f.name for f in dataclasses.fields(ExecutorSettings)}
+    keys = [k for k in _profile("slurm") if k.startswith("slurm-")]
+    assert keys, "the SLURM profile sets no plugin option"
+    for key in keys:
+        assert key.removeprefix("slurm-").replace("-", "_") in fields, key
+
+
+def test_slurm_profile_parses_through_snakemake():
+    """Snakemake's parser reads the profile into the values the comments promise."""
+    from snakemake.cli import get_argument_parser
+
+    args = get_argument_parser(profiles=[str(PROFILES["slurm"].parent)]).parse_args([])
+    assert args.executor == "slurm"
+    # mandatory without SLURM accounting (sacct never reports the job as finished)
+    assert args.slurm_status_command == "squeue"
+    # plugin rule: squeue only if MinJobAge >= 3 x init seconds; SLURM's default MinJobAge
+    # is 300 s, and so is the one of scripts/local_slurm.sh
+    assert 3 * int(args.slurm_init_seconds_before_status_checks) <= 300
+    conf = (REPO / "scripts" / "local_slurm.sh").read_text()
+    assert re.search(r"^MinJobAge=300$", conf, re.M)
+    assert int(args.latency_wait) >= 5 and int(args.retries) >= 0 and int(args.jobs) >= 1
+    assert args.keep_going and args.rerun_incomplete
+    res = args.default_resources
+    assert res["runtime"].value > 0 and res["mem_mb"].value > 0
+    # a default cpus_per_task would replace every rule's threads in sbatch --cpus-per-task
+    assert "cpus_per_task" not in res
+
+
+def test_default_profile_parses_through_snakemake():
+    from snakemake.cli import get_argument_parser
+
+    args = get_argument_parser(profiles=[str(PROFILES["default"].parent)]).parse_args([])
+    assert args.rerun_incomplete and args.printshellcmds
+    assert args.resources["timing_slot"] == 1
+
+
+def test_workflow_profile_does_not_override_the_slurm_profile():
+    """profiles/default is read with --profile profiles/slurm and its keys win: no conflicts."""
+    default, slurm = _profile("default"), _profile("slurm")
+    for key in set(default) & set(slurm):
+        assert default[key] == slurm[key], f"{key}: default {default[key]} != slurm {slurm[key]}"
+    # a default-resources in the workflow profile would silently drop the SLURM one
+    assert "default-resources" not in default
+
+
+def _commented_set_resources() -> dict:
+    """The commented ``set-resources:`` example of the SLURM profile, uncommented."""
+    lines = PROFILES["slurm"].read_text().splitlines()
+    start = lines.index("# set-resources:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("# ") or (block and not line.startswith("#   ")):
+            break
+        block.append(line[2:])
+    return yaml.safe_load("\n".join(block))["set-resources"]
+
+
+def test_commented_gpu_example_names_real_rules_and_valid_resources():
+    from snakemake.cli import parse_set_resources
+
+    example = _commented_set_resources()
+    assert all(res.get("gpu") == 1 for res in example.values())
+    # the same parser Snakemake applies to `set-resources` from a profile
+    parsed = parse_set_resources(
+        [f"{rule}:{k}={v!r}" for rule, res in example.items() for k, v in res.items()]
+    )
+    assert set(parsed) == set(example)
+    r = subprocess.run(
+        [str(BIN / "snakemake"), "--list-rules", "--configfile", "config/test.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    rules = set(r.stdout.split())
+    missing = sorted(set(example) - rules)
+    assert not missing, f"set-resources example names rules the workflow lacks: {missing}"

@@ -101,3 +101,25 @@ def test_model_file_target_trains_that_model_only(workdir, tiny_config):
     # the student learns the teachers' atomic energies: the whole ensemble comes first
     assert stats["train_teacher"] == tiny_config["teachers"]["n_members"]
     assert MODEL_FILE in r.stdout + r.stderr
+
+
+def _documented_commands(repo: Path) -> list[list[str]]:
+    """The ``snakemake`` command lines of docs/execution.md that run config/test.yaml locally."""
+    text = (repo / "docs" / "execution.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            words = line.split()
+            if words[:1] == ["snakemake"] and "config/test.yaml" in words:
+                if "--profile" not in words:  # SLURM: tests/integration/test_slurm.py
+                    commands.append(words[1:])
+    return commands
+
+
+def test_documented_commands_resolve(workdir, repo):
+    commands = _documented_commands(repo)
+    assert len(commands) >= 7, commands
+    drop = {"--use-conda", "--conda-create-envs-only"}  # no conda here
+    for args in commands:
+        r = snakemake(workdir, *[a for a in args if a not in drop], "-n")
+        assert r.returncode == 0, f"{' '.join(args)}:\n" + (r.stdout + r.stderr)[-3000:]

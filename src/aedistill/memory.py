@@ -247,3 +247,83 @@ def probe_memory(
         }
     )
     return rec
+
+
+# ----------------------------------------------------------------------------- the tidy table
+EFFICIENCY_COLUMNS = [
+    "role",
+    "arch",
+    "seed",
+    "n_weights",
+    "device",
+    "threads",
+    "torch_version",
+    "kernel",
+    "calculator",
+    "n_atoms",
+    "time_per_step_per_atom_s",
+    "time_per_step_per_atom_iqr_s",
+    "drift_meV_per_atom_ps",
+    "max_atoms",
+    "bytes_per_atom",
+    "memory_method",
+    "lammps_time_per_step_per_atom_s",
+    "cpu_model",
+]
+
+
+def _key_from_path(path) -> tuple[str, str, int]:
+    """(role, arch, seed) of ``.../<role>/<arch>/seed<seed>/<file>`` (the paths.py layout)."""
+    from pathlib import Path
+
+    p = Path(path)
+    seed_dir = p.parent.name
+    if not seed_dir.startswith("seed"):
+        raise ValueError(f"{p}: not a <role>/<arch>/seed<seed>/ path")
+    return p.parent.parent.parent.name, p.parent.parent.name, int(seed_dir[4:])
+
+
+def efficiency_table(
+    timing_files, memory_files, models_csv, lammps_timing_files=(), run: str | None = None
+):
+    """``tables/efficiency.csv``: one row per timed model, joined with models.csv accuracy.
+
+    ``lammps_time_per_step_per_atom_s`` comes from the LAMMPS stage's timing files (NaN for
+    models without one, or when the stage is disabled: pass no files).
+    """
+    import pandas as pd
+
+    from aedistill.io import read_json
+
+    rows = {}
+    for f in timing_files:
+        t = read_json(f)
+        key = (t["role"], t["arch"], int(t["seed"]))
+        rows[key] = {c: t.get(c) for c in EFFICIENCY_COLUMNS if c in t}
+    for f in memory_files:
+        m = read_json(f)
+        key = (m["role"], m["arch"], int(m["seed"]))
+        row = rows.setdefault(key, {"role": key[0], "arch": key[1], "seed": key[2]})
+        row["max_atoms"] = m.get("max_atoms")
+        row["bytes_per_atom"] = m.get("bytes_per_atom")
+        row["memory_method"] = m.get("memory_method")
+    for row in rows.values():
+        row["lammps_time_per_step_per_atom_s"] = float("nan")
+    for f in lammps_timing_files:
+        key = _key_from_path(f)
+        if key in rows:
+            rows[key]["lammps_time_per_step_per_atom_s"] = float(
+                read_json(f)["time_per_step_per_atom_s"]
+            )
+    df = pd.DataFrame(list(rows.values()), columns=EFFICIENCY_COLUMNS)
+    df["seed"] = df["seed"].astype(int)
+    acc = pd.read_csv(models_csv)
+    keys = ["role", "arch", "seed"]
+    extra = [c for c in acc.columns if c not in df.columns or c in keys]
+    df = df.merge(acc[extra], on=keys, how="left", validate="one_to_one")
+    if run is not None:
+        if "run" in df.columns:
+            df["run"] = df["run"].fillna(run)
+        else:
+            df.insert(0, "run", run)
+    return df.sort_values(keys, kind="stable").reset_index(drop=True)

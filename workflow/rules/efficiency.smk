@@ -1,1 +1,115 @@
-# efficiency stage
+# Stage 5: efficiency. ASE NVE timing (timing.json) and memory probing (memory.json) per
+# model, and the tidy table tables/efficiency.csv joined with the accuracy columns of
+# tables/models.csv. Named target: `efficiency`.
+#
+# Timings must not share the CPU with each other: every timing job takes one unit of the
+# custom resource `timing_slot`. Snakemake only enforces a custom resource given globally,
+# so profiles (and the command line) set `resources: timing_slot=1`; without it timing jobs
+# may overlap and their numbers are noisier. Memory probes measure per-process RSS (or GPU
+# peak memory) and may run beside other jobs.
+
+EFF_SEEDS = set(config["efficiency"]["seeds"])
+EFF_DEVICE = config["efficiency"]["device"]
+LAMMPS_TIMINGS = bool(config["lammps"]["enabled"])
+
+
+def efficiency_models():
+    """(role, arch, seed) of every timed model: trained models whose seed is in efficiency.seeds."""
+    return [(r, a, s) for r, a, s in all_models() if s in EFF_SEEDS]
+
+
+def efficiency_lammps_timings():
+    """LAMMPS timing files joined into the table (models with an RDF run), if enabled."""
+    if not LAMMPS_TIMINGS:
+        return []
+    timed = set(efficiency_models())
+    return [paths.lammps_timing(RUN, *m) for m in lammps_models() if m in timed]
+
+
+rule timing:
+    input:
+        model=paths.model(RUN, "{role}", "{arch}", "{seed}"),
+    output:
+        timing=paths.timing(RUN, "{role}", "{arch}", "{seed}"),
+    log:
+        log_of(paths.timing(RUN, "{role}", "{arch}", "{seed}")),
+    benchmark:
+        bench_of(paths.timing(RUN, "{role}", "{arch}", "{seed}"))
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        timing_slot=1,
+        gpu=1 if EFF_DEVICE == "cuda" else 0,
+    params:
+        config=config,
+    message:
+        "NVE timing: {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
+    script:
+        "../scripts/timing.py"
+
+
+rule memory:
+    input:
+        model=paths.model(RUN, "{role}", "{arch}", "{seed}"),
+    output:
+        memory=paths.memory(RUN, "{role}", "{arch}", "{seed}"),
+    log:
+        log_of(paths.memory(RUN, "{role}", "{arch}", "{seed}")),
+    benchmark:
+        bench_of(paths.memory(RUN, "{role}", "{arch}", "{seed}"))
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=(
+            int(config["efficiency"]["memory_budget_gb"] * 1024)
+            if EFF_DEVICE == "cpu"
+            else 8000
+        ),
+        runtime=60,
+        gpu=1 if EFF_DEVICE == "cuda" else 0,
+    params:
+        config=config,
+    message:
+        "Memory probe: {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
+    script:
+        "../scripts/memory.py"
+
+
+rule efficiency_table:
+    input:
+        timings=[paths.timing(RUN, r, a, s) for r, a, s in efficiency_models()],
+        memories=[paths.memory(RUN, r, a, s) for r, a, s in efficiency_models()],
+        models=paths.table(RUN, "models"),
+        # a function: lammps_models() is defined in lammps.smk, included after this file
+        lammps=lambda wildcards: efficiency_lammps_timings(),
+    output:
+        table=paths.table(RUN, "efficiency"),
+    log:
+        log_of(paths.table(RUN, "efficiency")),
+    benchmark:
+        bench_of(paths.table(RUN, "efficiency"))
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        run=RUN,
+        lammps_enabled=LAMMPS_TIMINGS,
+    message:
+        "Efficiency table of " + str(len(efficiency_models())) + " models"
+    script:
+        "../scripts/efficiency_table.py"
+
+
+rule efficiency:
+    input:
+        paths.table(RUN, "efficiency"),
+
+
+ALL_TARGETS.append(paths.table(RUN, "efficiency"))

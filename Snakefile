@@ -38,3 +38,28 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+rule report:
+    input:
+        all_targets(),
+    output:
+        paths.run_dir(RUN) / "report.html",
+    log:
+        log_of(paths.run_dir(RUN) / "report.html"),
+    conda:
+        "envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        configfiles=" ".join(
+            str(f) for f in (workflow.overwrite_configfiles or ["config/config.yaml"])
+        ),
+        python=sys.executable,
+    message:
+        "Snakemake HTML report of run {RUN} (every figure and table with its caption)"
+    shell:
+        "{params.python} -m snakemake --nolock --report {output} "
+        "--configfile {params.configfiles} > {log} 2>&1"

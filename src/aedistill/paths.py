@@ -22,7 +22,9 @@ RESULTS = Path("results")
 LOGS = Path("logs")
 BENCHMARKS = Path("benchmarks")
 
-ROLE_PATTERN = r"teacher|student|control|matched_control|oracle|born_again|student_wA[0-9.]+"
+ROLE_PATTERN = (
+    r"teacher|student|control|matched_control|oracle|born_again|student_wA[0-9.]+(?:e[+-]?[0-9]+)?"
+)
 ARCH_PATTERN = r"L[0-9]+-W[0-9]+-S[0-9]+"
 
 

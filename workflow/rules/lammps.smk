@@ -7,20 +7,22 @@ LAMMPS_SEEDS = set(config["lammps"]["seeds"])
 RDF_REFERENCE = ("teacher", TEACHER_ARCH, 0)
 
 
-def lammps_models():
-    """(role, arch, seed) of the models that get an RDF run."""
-    models = [RDF_REFERENCE]
-    models += [("teacher", TEACHER_ARCH, s) for s in TEACHER_SEEDS if s in LAMMPS_SEEDS]
-    models += [("born_again", TEACHER_ARCH, s) for s in BA_SEEDS if s in LAMMPS_SEEDS]
-    models += [
-        (r, a, s)
-        for r in ("student", "control")
-        if r in GRID_ROLES
-        for a in GRID_ARCHS
-        for s in SEEDS
-        if s in LAMMPS_SEEDS
-    ]
-    return list(dict.fromkeys(models))
+# (role, arch, seed) of the models that get an RDF run (the reference first)
+LAMMPS_MODELS = list(
+    dict.fromkeys(
+        [RDF_REFERENCE]
+        + [("teacher", TEACHER_ARCH, s) for s in TEACHER_SEEDS if s in LAMMPS_SEEDS]
+        + [("born_again", TEACHER_ARCH, s) for s in BA_SEEDS if s in LAMMPS_SEEDS]
+        + [
+            (r, a, s)
+            for r in ("student", "control")
+            if r in GRID_ROLES
+            for a in GRID_ARCHS
+            for s in SEEDS
+            if s in LAMMPS_SEEDS
+        ]
+    )
+)
 
 
 if config["lammps"]["enabled"]:
@@ -70,7 +72,7 @@ if config["lammps"]["enabled"]:
 
     rule rdf_errors:
         input:
-            rdfs=[paths.rdf(RUN, r, a, s) for r, a, s in lammps_models()],
+            rdfs=[paths.rdf(RUN, r, a, s) for r, a, s in LAMMPS_MODELS],
         output:
             table=paths.table(RUN, "rdf_errors"),
         log:
@@ -84,7 +86,7 @@ if config["lammps"]["enabled"]:
             mem_mb=1000,
             runtime=5,
         params:
-            models=lammps_models(),
+            models=LAMMPS_MODELS,
             reference=RDF_REFERENCE,
         message:
             "RDF errors against {RDF_REFERENCE[0]} {RDF_REFERENCE[1]} seed {RDF_REFERENCE[2]}"

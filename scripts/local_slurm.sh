@@ -53,10 +53,11 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
-# Finished jobs stay visible to squeue for 5 min. Without accounting, Snakemake's SLURM
-# plugin learns job states from squeue, and it only does so when MinJobAge is at least
-# 3 x slurm-init-seconds-before-status-checks (profiles/slurm/config.yaml).
-MinJobAge=300
+# Finished jobs stay visible to squeue/scontrol for 1 h (SLURM's default: 300 s). Without
+# accounting, Snakemake's SLURM plugin learns job states from squeue, and it only does so
+# when MinJobAge is at least 3 x slurm-init-seconds-before-status-checks
+# (profiles/slurm/config.yaml); the tests also ask scontrol how each job ended.
+MinJobAge=3600
 SlurmctldPidFile=/run/slurm/slurmctld.pid
 SlurmdPidFile=/run/slurm/slurmd.pid
 StateSaveLocation=/var/spool/slurm/ctld

@@ -8,8 +8,11 @@ is ``torch.cuda.max_memory_allocated`` of the largest successful evaluation divi
 number of atoms.
 
 CPU (``memory_method = cpu_fit``): the peak resident set size of a force evaluation is
-measured at ≥ 3 sizes, each in a fresh ``python`` subprocess, as ``ru_maxrss`` after the
-evaluation minus ``ru_maxrss`` just before it. Before the baseline is taken the child has
+measured at ≥ 3 sizes, each in a fresh ``python`` subprocess: the kernel's peak-RSS counter
+is reset just before the evaluation (``/proc/self/clear_refs`` ← 5, Linux) and the peak
+(``VmHWM``) after it minus the RSS before it is the evaluation's memory. Where the reset is not
+available, ``ru_maxrss`` after minus before is used (an earlier transient peak can then hide
+part of it). Before the baseline is taken the child has
 imported everything, loaded the model and evaluated a tiny cell once, so JIT compilation,
 lazy torch initialisation and the model itself are in the baseline, not in the difference.
 (``tracemalloc`` misses torch's and numba's native allocations; RSS sees them.) A
@@ -102,6 +105,27 @@ def _maxrss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
 
 
+def _status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS (Linux ≥ 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def _child_measure(
     model_path: str, supercell: int, calculator: str, skin: float, lattice: float
 ) -> dict:
@@ -114,11 +138,24 @@ def _child_measure(
     warm.get_forces()  # JIT compile, lazy init
     atoms = fcc_al(supercell, lattice)
     atoms.rattle(0.01, seed=0)
-    base = _maxrss_bytes()
-    atoms.calc = calc
-    atoms.get_forces()
-    peak = _maxrss_bytes()
+    import gc
+
+    gc.collect()
+    if _reset_peak_rss() and _status_bytes("VmHWM") is not None:
+        # peak since now, over the RSS now: earlier transient peaks (model load) cannot hide it
+        method = "VmHWM after clear_refs"
+        base = _status_bytes("VmRSS")
+        atoms.calc = calc
+        atoms.get_forces()
+        peak = _status_bytes("VmHWM")
+    else:
+        method = "ru_maxrss"
+        base = _maxrss_bytes()
+        atoms.calc = calc
+        atoms.get_forces()
+        peak = _maxrss_bytes()
     return {
+        "rss_method": method,
         "supercell": supercell,
         "n_atoms": len(atoms),
         "baseline_rss_bytes": base,

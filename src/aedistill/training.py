@@ -94,7 +94,7 @@ _RESUMABLE_TRAINING_KEYS = (
     "max_wall_minutes",
     "checkpoint_every",
 )
-_STUDENT_WA = re.compile(r"^student_wA([0-9]+(?:\.[0-9]*)?)$")
+_STUDENT_WA = re.compile(r"^student_wA([0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?)$")
 
 
 # --------------------------------------------------------------------------- roles

@@ -41,7 +41,7 @@ rule train_model:
     benchmark:
         bench_of(paths.model(RUN, "{role}", "{arch}", "{seed}"))
     wildcard_constraints:
-        role=r"student|control|matched_control|oracle|born_again|student_wA[0-9.]+",
+        role=r"student|control|matched_control|oracle|born_again|student_wA[0-9.]+(?:e[+-]?[0-9]+)?",
     conda:
         "../../envs/train.yaml"
     threads: 1

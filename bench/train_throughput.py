@@ -67,12 +67,16 @@ def raw_epoch_times(config, arch, ds, split, epochs: int) -> list[float]:
     e, f = g.energy_per_atom, g.forces
     e_rmse = loss.MSELoss(e.pred, e.true) ** 0.5
     f_rmse = loss.MSELoss(f.pred, f.true) ** 0.5
-    train_loss = e_rmse + loss.MAELoss(e.pred, e.true) + 10 * (f_rmse + loss.MAELoss(f.pred, f.true))
+    train_loss = (
+        e_rmse + loss.MAELoss(e.pred, e.true) + 10 * (f_rmse + loss.MAELoss(f.pred, f.true))
+    )
     val = {"E-RMSE": e_rmse, "F-RMSE": f_rmse, "Loss": train_loss}
     modules, db_info = assemble_for_training(train_loss, val)
     arrays = database_arrays(ds, None)
     arrays["indices"] = np.arange(ds.n_conf)
-    db = Database(arrays, db_info["inputs"], db_info["targets"], seed=0, quiet=True, pin_memory=False)
+    db = Database(
+        arrays, db_info["inputs"], db_info["targets"], seed=0, quiet=True, pin_memory=False
+    )
     for name in ("train", "valid", "test"):
         db.make_explicit_split(name, torch.as_tensor(getattr(split, name)))
     precompute_pairs(modules.model, db)
@@ -107,7 +111,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="L1-W8-S4")
     ap.add_argument("--n-conf", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=2, help="fcc cubic supercell repeat (2 → 32 atoms)")
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="fcc cubic supercell repeat (2 → 32 atoms)"
+    )
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
@@ -131,8 +137,12 @@ def main() -> None:
         f"batch {args.batch_size}, threads {torch.get_num_threads()}, "
         f"kernels {os.environ.get('HIPPYNN_USE_CUSTOM_KERNELS')}, torch {torch.__version__}"
     )
-    print(f"raw hippynn : {r_med:.3f} s/epoch  (epochs {np.round(raw, 3).tolist()}, total {t1 - t0:.1f} s)")
-    print(f"pipeline    : {p_med:.3f} s/epoch  (epochs {np.round(pipe, 3).tolist()}, total {t2 - t1:.1f} s)")
+    print(
+        f"raw hippynn : {r_med:.3f} s/epoch  (epochs {np.round(raw, 3).tolist()}, total {t1 - t0:.1f} s)"
+    )
+    print(
+        f"pipeline    : {p_med:.3f} s/epoch  (epochs {np.round(pipe, 3).tolist()}, total {t2 - t1:.1f} s)"
+    )
     print(f"throughput ratio raw/pipeline = {r_med / p_med:.3f}  (goal >= 0.95)")
 
 

@@ -42,3 +42,22 @@ def all_targets():
 
 
 ALL_TARGETS = [paths.dataset(RUN), paths.split(RUN), paths.dataset_summary(RUN)]
+
+
+# --- efficiency stage (efficiency.smk)
+EFF_SEEDS = set(config["efficiency"]["seeds"])
+EFF_DEVICE = config["efficiency"]["device"]
+LAMMPS_TIMINGS = bool(config["lammps"]["enabled"])
+
+
+def efficiency_models():
+    """(role, arch, seed) of every timed model: trained models whose seed is in efficiency.seeds."""
+    return [(r, a, s) for r, a, s in all_models() if s in EFF_SEEDS]
+
+
+def efficiency_lammps_timings():
+    """LAMMPS timing files joined into the table (models with an RDF run), if enabled."""
+    if not LAMMPS_TIMINGS:
+        return []
+    timed = set(efficiency_models())
+    return [paths.lammps_timing(RUN, *m) for m in lammps_models() if m in timed]

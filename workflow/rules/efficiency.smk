@@ -8,23 +8,6 @@
 # may overlap and their numbers are noisier. Memory probes measure per-process RSS (or GPU
 # peak memory) and may run beside other jobs.
 
-EFF_SEEDS = set(config["efficiency"]["seeds"])
-EFF_DEVICE = config["efficiency"]["device"]
-LAMMPS_TIMINGS = bool(config["lammps"]["enabled"])
-
-
-def efficiency_models():
-    """(role, arch, seed) of every timed model: trained models whose seed is in efficiency.seeds."""
-    return [(r, a, s) for r, a, s in all_models() if s in EFF_SEEDS]
-
-
-def efficiency_lammps_timings():
-    """LAMMPS timing files joined into the table (models with an RDF run), if enabled."""
-    if not LAMMPS_TIMINGS:
-        return []
-    timed = set(efficiency_models())
-    return [paths.lammps_timing(RUN, *m) for m in lammps_models() if m in timed]
-
 
 rule timing:
     input:
@@ -102,7 +85,7 @@ rule efficiency_table:
         run=RUN,
         lammps_enabled=LAMMPS_TIMINGS,
     message:
-        "Efficiency table of " + str(len(efficiency_models())) + " models"
+        f"Efficiency table of {len(efficiency_models())} models",
     script:
         "../scripts/efficiency_table.py"
 

@@ -60,4 +60,4 @@ def efficiency_lammps_timings():
     if not LAMMPS_TIMINGS:
         return []
     timed = set(efficiency_models())
-    return [paths.lammps_timing(RUN, *m) for m in lammps_models() if m in timed]
+    return [paths.lammps_timing(RUN, *m) for m in LAMMPS_MODELS if m in timed]

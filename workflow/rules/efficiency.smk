@@ -67,7 +67,7 @@ rule efficiency_table:
         timings=[paths.timing(RUN, r, a, s) for r, a, s in efficiency_models()],
         memories=[paths.memory(RUN, r, a, s) for r, a, s in efficiency_models()],
         models=paths.table(RUN, "models"),
-        # a function: lammps_models() is defined in lammps.smk, included after this file
+        # a function: LAMMPS_MODELS is defined in lammps.smk, included after this file
         lammps=lambda wildcards: efficiency_lammps_timings(),
     output:
         table=paths.table(RUN, "efficiency"),

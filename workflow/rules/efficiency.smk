@@ -85,7 +85,7 @@ rule efficiency_table:
         run=RUN,
         lammps_enabled=LAMMPS_TIMINGS,
     message:
-        f"Efficiency table of {len(efficiency_models())} models",
+        f"Efficiency table of {len(efficiency_models())} models"
     script:
         "../scripts/efficiency_table.py"
 

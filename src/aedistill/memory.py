@@ -116,6 +116,18 @@ def _status_bytes(field: str) -> int | None:
     return None
 
 
+def _trim_heap() -> None:
+    """Return free malloc memory to the OS (glibc); otherwise allocations of the measured
+    evaluation can reuse pages freed after start-up and never show up in the RSS."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS (Linux ≥ 4.0)."""
     try:
@@ -141,6 +153,7 @@ def _child_measure(
     import gc
 
     gc.collect()
+    _trim_heap()  # free heap pages go back to the OS, so the evaluation's pages are counted
     if _reset_peak_rss() and _status_bytes("VmHWM") is not None:
         # peak since now, over the RSS now: earlier transient peaks (model load) cannot hide it
         method = "VmHWM after clear_refs"

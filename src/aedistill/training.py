@@ -303,7 +303,13 @@ def set_loss_weights(module: torch.nn.Module, weights: LossWeights) -> None:
     values = asdict(weights)
     for m in module.modules():
         if isinstance(m, LossWeightMod):
-            m.value.fill_(values[m.key])
+            v = float(values[m.key])
+            if not math.isfinite(v) or abs(v) > torch.finfo(m.value.dtype).max:
+                raise UserInputError(
+                    f"loss weight {m.key} = {v:g} does not fit the model's {m.value.dtype} "
+                    "(the loss would overflow)"
+                )
+            m.value.fill_(v)
 
 
 def get_loss_weights(module: torch.nn.Module) -> dict[str, float]:

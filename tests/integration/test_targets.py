@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from tests.integration.test_data_stage import _copy_workflow
 
 BIN = Path(sys.executable).parent
 TARGETS = [
@@ -32,13 +33,6 @@ TARGETS = [
     "report",
 ]
 MODEL_FILE = "results/test/models/student/L1-W8-S4/seed0/model.pt"
-
-
-def _copy_workflow(repo: Path, dest: Path) -> Path:
-    for item in ("Snakefile", "workflow", "config", "envs", "profiles", "src"):
-        src = repo / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
-    return dest
 
 
 @pytest.fixture(scope="module")

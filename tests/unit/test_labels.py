@@ -7,30 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from ase.build import bulk
-from ase.calculators.emt import EMT
 
 from aedistill.arch import Arch
-from aedistill.data.canonical import from_atoms_list
 from aedistill.errors import UserInputError
 from aedistill.io import read_json
 from aedistill.labels import load_labels, make_labels
 from aedistill.models import ModelSpec, build_training_graph, save_model
-
-
-def tiny_emt(n: int = 6, seed: int = 0):
-    """Rattled fcc Al cells of 4 and 8 atoms labelled by EMT (with exact ε)."""
-    rng = np.random.default_rng(seed)
-    frames, e, f, eps = [], [], [], []
-    for i in range(n):
-        a = bulk("Al", "fcc", a=4.05, cubic=True).repeat((1, 1, 1 + i % 2))
-        a.rattle(0.08, seed=int(rng.integers(1 << 30)))
-        a.calc = EMT()
-        e.append(a.get_potential_energy())
-        f.append(a.get_forces())
-        eps.append(a.get_potential_energies())
-        frames.append(a.copy())
-    return from_atoms_list(frames, e, f, eps, source="emt")
+from tests.helpers import tiny_emt
 
 
 @pytest.fixture(scope="module")

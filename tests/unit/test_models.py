@@ -5,11 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ase.build import bulk
-from ase.calculators.emt import EMT
 
 from aedistill.arch import Arch
-from aedistill.data.canonical import from_atoms_list
 from aedistill.errors import UserInputError
 from aedistill.models import (
     ModelSpec,
@@ -19,23 +16,9 @@ from aedistill.models import (
     make_calculator,
     save_model,
 )
+from tests.helpers import tiny_emt
 
 SPEC = dict(cutoff_soft_min=1.5, cutoff_soft_max=3.5, cutoff_hard_max=4.0)
-
-
-def tiny_emt(n: int = 6, seed: int = 0):
-    """Rattled fcc Al cells of 4 and 8 atoms labelled by EMT (with exact ε)."""
-    rng = np.random.default_rng(seed)
-    frames, e, f, eps = [], [], [], []
-    for i in range(n):
-        a = bulk("Al", "fcc", a=4.05, cubic=True).repeat((1, 1, 1 + i % 2))
-        a.rattle(0.08, seed=int(rng.integers(1 << 30)))
-        a.calc = EMT()
-        e.append(a.get_potential_energy())
-        f.append(a.get_forces())
-        eps.append(a.get_potential_energies())
-        frames.append(a.copy())
-    return from_atoms_list(frames, e, f, eps, source="emt")
 
 
 def hand_count(n_species: int, f: int, s: int, layers: int, l_max: int) -> int:

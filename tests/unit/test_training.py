@@ -8,11 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from ase.build import bulk
-from ase.calculators.emt import EMT
 
 from aedistill.config import validate_config
-from aedistill.data.canonical import from_atoms_list
 from aedistill.data.split import make_split
 from aedistill.errors import UserInputError
 from aedistill.models import load_model, make_calculator
@@ -24,24 +21,14 @@ from aedistill.training import (
     prepare_training,
     train_model,
 )
+from tests.helpers import tiny_emt as _tiny_emt
 
 ARCH = "L1-W6-S4"
 
 
 def tiny_emt(n: int = 16, seed: int = 0):
-    """Rattled, strained fcc Al cells of 4 and 8 atoms labelled by EMT (with exact ε)."""
-    rng = np.random.default_rng(seed)
-    frames, e, f, eps = [], [], [], []
-    for i in range(n):
-        a = bulk("Al", "fcc", a=4.05 * (1 + 0.02 * rng.standard_normal()), cubic=True)
-        a = a.repeat((1, 1, 1 + i % 2))
-        a.rattle(0.08, seed=int(rng.integers(1 << 30)))
-        a.calc = EMT()
-        e.append(a.get_potential_energy())
-        f.append(a.get_forces())
-        eps.append(a.get_potential_energies())
-        frames.append(a.copy())
-    return from_atoms_list(frames, e, f, eps, source="emt")
+    """Like tests.helpers.tiny_emt, with ±2 % lattice constants."""
+    return _tiny_emt(n, seed, lattice_jitter=0.02)
 
 
 @pytest.fixture(scope="module")

@@ -561,7 +561,9 @@ def train_model(
     from hippynn.experiment import SetupParams, setup_training
     from hippynn.experiment.routines import training_loop
 
-    out = Path(out_dir)
+    # absolute: the epoch loop runs inside a scratch directory (hippynn writes into the cwd),
+    # and history.csv / checkpoint.pt must land in out_dir, not in that scratch
+    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".hippynn-*"):  # scratch of a killed run
         shutil.rmtree(stale, ignore_errors=True)

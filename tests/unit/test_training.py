@@ -292,3 +292,32 @@ def test_pair_cache_matches_direct_pair_finding_in_small_cells(tmp_path, data):
     df = (pred["forces"] - sub.forces)[sub.species > 0]
     assert got["E-RMSE"] == pytest.approx(np.sqrt(np.mean(de**2)), rel=1e-4)
     assert got["F-RMSE"] == pytest.approx(np.sqrt(np.mean(df**2)), rel=1e-4)
+
+
+def test_relative_out_dir_gets_checkpoints_during_training(tmp_path, data, monkeypatch):
+    # Snakemake passes relative paths; the epoch loop runs in a scratch directory, so a
+    # relative out_dir must still receive history.csv and checkpoint.pt while training runs
+    ds, split = data
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    def look(epoch):
+        seen.append(
+            (
+                epoch,
+                (tmp_path / "rel/out/checkpoint.pt").exists(),
+                len(pd.read_csv(tmp_path / "rel/out/history.csv")),
+            )
+        )
+
+    train_model(
+        cfg(max_epochs=2, checkpoint_every=1),
+        "control",
+        ARCH,
+        0,
+        ds,
+        split,
+        "rel/out",
+        callbacks=[look],
+    )
+    assert seen == [(1, True, 1), (2, True, 2)]

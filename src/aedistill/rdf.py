@@ -13,6 +13,7 @@ RDF error between two g(r) on the same bins: ∫ |g_a − g_b| dr = Σ_k |Δg_k|
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from aedistill.errors import UserInputError
+
+log = logging.getLogger(__name__)
 
 
 def bin_edges(r_max: float, n_bins: int) -> np.ndarray:
@@ -106,6 +109,10 @@ def rdf_error(r_a: np.ndarray, g_a: np.ndarray, r_b: np.ndarray, g_b: np.ndarray
     return float(np.sum(np.abs(np.asarray(g_a) - np.asarray(g_b))) * dr[0])
 
 
+# first peak of liquid aluminium near its melting point: 2.7-2.9 Å (experiment ≈ 2.8 Å)
+LIQUID_AL_FIRST_PEAK_A = (2.7, 2.9)
+
+
 def first_peak(r: np.ndarray, g: np.ndarray) -> float:
     """Position (Å) of the first peak: the maximum of g, refined by a parabola through the
     maximum bin and its two neighbours (the first peak is the highest one for liquids and
@@ -124,7 +131,10 @@ def rdf_errors_table(
     entries: Iterable[tuple[str, str, int, str | os.PathLike[str]]],
     reference: tuple[str, str, int],
 ) -> pd.DataFrame:
-    """Tidy table: role, arch, seed, reference, rdf_error_A, first_peak_A.
+    """Tidy table: role, arch, seed, reference, rdf_error_A, first_peak_A, first_peak_ok.
+
+    ``first_peak_ok``: the first peak lies in :data:`LIQUID_AL_FIRST_PEAK_A` (a physics check
+    of the liquid; a reference outside it is also logged as a warning).
 
     ``entries`` are (role, arch, seed, rdf.csv path); ``reference`` the (role, arch, seed)
     of the reference g(r) (the reference teacher), which must be among the entries.
@@ -136,9 +146,20 @@ def rdf_errors_table(
         raise UserInputError(f"RDF errors: reference {ref_key} has no rdf.csv among the inputs")
     r_ref, g_ref = read_rdf(paths[ref_key])
     ref_name = f"{ref_key[0]}/{ref_key[1]}/seed{ref_key[2]}"
+    lo, hi = LIQUID_AL_FIRST_PEAK_A
     rows = []
     for role, arch, seed, path in entries:
         r, g = read_rdf(path)
+        peak = first_peak(r, g)
+        if (role, arch, seed) == ref_key and not lo <= peak <= hi:
+            log.warning(
+                "reference %s: liquid-Al first peak at %.3f Å, outside %.1f-%.1f Å: "
+                "the reference model's liquid is unphysical",
+                ref_name,
+                peak,
+                lo,
+                hi,
+            )
         rows.append(
             {
                 "role": role,
@@ -146,10 +167,11 @@ def rdf_errors_table(
                 "seed": seed,
                 "reference": ref_name,
                 "rdf_error_A": rdf_error(r, g, r_ref, g_ref),
-                "first_peak_A": first_peak(r, g),
+                "first_peak_A": peak,
+                "first_peak_ok": bool(lo <= peak <= hi),
             }
         )
-    cols = ["role", "arch", "seed", "reference", "rdf_error_A", "first_peak_A"]
+    cols = ["role", "arch", "seed", "reference", "rdf_error_A", "first_peak_A", "first_peak_ok"]
     return pd.DataFrame(rows, columns=cols).sort_values(["role", "arch", "seed"], ignore_index=True)
 
 

@@ -102,11 +102,23 @@ def test_rdf_errors_table(tmp_path):
         "reference",
         "rdf_error_A",
         "first_peak_A",
+        "first_peak_ok",
     ]
     by_role = table.set_index("role")
     assert by_role.loc["teacher", "rdf_error_A"] == 0.0
     assert by_role.loc["student", "rdf_error_A"] == pytest.approx(0.2 * 6.9 + 0.2 * 0.1)
     assert by_role.loc["student", "first_peak_A"] == pytest.approx(2.8, abs=0.01)
     assert set(table["reference"]) == {"teacher/L4-W128-S40/seed0"}
+    assert table["first_peak_ok"].all()
     with pytest.raises(UserInputError, match="reference"):
         rdf_errors_table(entries, ("teacher", "L4-W128-S40", 3))
+
+
+def test_reference_with_an_unphysical_first_peak_is_flagged(tmp_path, caplog):
+    r = np.linspace(0.05, 6.95, 70)
+    p = tmp_path / "ref.csv"
+    pd.DataFrame({"r_A": r, "g": 1 + np.exp(-((r - 3.4) ** 2) / 0.05)}).to_csv(p, index=False)
+    with caplog.at_level("WARNING"):
+        table = rdf_errors_table([("teacher", "T", 0, p)], ("teacher", "T", 0))
+    assert not table["first_peak_ok"].iloc[0]
+    assert "first peak at 3.4" in caplog.text and "outside 2.7-2.9" in caplog.text

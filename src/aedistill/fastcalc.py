@@ -36,7 +36,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 from numba import njit
 
-__all__ = ["FastHipnnCalculator", "half_pairs", "fast_calculator"]
+__all__ = ["FastHipnnCalculator", "FastPairModel", "half_pairs", "fast_calculator"]
 
 
 # ----------------------------------------------------------------------------- neighbour list
@@ -347,6 +347,121 @@ def _env_backward(pi, pj, sel, unit, sens, dsens, m, z, vec, g, need_gz, grad_r,
         grad_r[i, 2] -= fz
 
 
+@njit(cache=True)
+def _env_forward_directed(pi, pj, both, sel, unit, sens, m, z, vec, env):
+    """Pairs of a neighbour list with ghost atoms: env[i, f, k, c] += s_k(r_ij) (rhat_c) z[j, f],
+    and, where ``both[p]`` (j is a local atom too), the reverse term into atom j as in
+    :func:`_env_forward`. ``env`` has a row per local atom, ``z`` one per local or ghost atom.
+    """
+    n_s = sens.shape[1]
+    nf = z.shape[1]
+    for q in range(m):
+        p = sel[q]
+        i = pi[p]
+        j = pj[p]
+        two = both[p]
+        ux = unit[q, 0]
+        uy = unit[q, 1]
+        uz = unit[q, 2]
+        for k in range(n_s):
+            sk = sens[q, k]
+            for f in range(nf):
+                zj = sk * z[j, f]
+                env[i, f, k, 0] += zj
+                if vec:
+                    env[i, f, k, 1] += ux * zj
+                    env[i, f, k, 2] += uy * zj
+                    env[i, f, k, 3] += uz * zj
+                if two:
+                    zi = sk * z[i, f]
+                    env[j, f, k, 0] += zi
+                    if vec:
+                        env[j, f, k, 1] -= ux * zi
+                        env[j, f, k, 2] -= uy * zi
+                        env[j, f, k, 3] -= uz * zi
+
+
+@njit(cache=True)
+def _env_backward_directed(pi, pj, both, sel, unit, sens, dsens, m, z, vec, g, grad_pair):
+    """Chain rule of :func:`_env_forward_directed` with respect to each pair vector r_ij
+    (``grad_pair[p] = dE/dr_ij``; the features ``z`` are constants: one-hot species)."""
+    n_s = sens.shape[1]
+    nf = z.shape[1]
+    for q in range(m):
+        p = sel[q]
+        i = pi[p]
+        j = pj[p]
+        two = both[p]
+        ux = unit[q, 0]
+        uy = unit[q, 1]
+        uz = unit[q, 2]
+        inv = unit[q, 3]
+        de_dd = 0.0
+        gux = 0.0
+        guy = 0.0
+        guz = 0.0
+        for k in range(n_s):
+            sk = sens[q, k]
+            a_k = 0.0
+            hx = 0.0
+            hy = 0.0
+            hz = 0.0
+            for f in range(nf):
+                zj = z[j, f]
+                a_k += g[i, f, k, 0] * zj
+                if vec:
+                    hx += g[i, f, k, 1] * zj
+                    hy += g[i, f, k, 2] * zj
+                    hz += g[i, f, k, 3] * zj
+                if two:
+                    zi = z[i, f]
+                    a_k += g[j, f, k, 0] * zi
+                    if vec:
+                        hx -= g[j, f, k, 1] * zi
+                        hy -= g[j, f, k, 2] * zi
+                        hz -= g[j, f, k, 3] * zi
+            de_dd += (a_k + hx * ux + hy * uy + hz * uz) * dsens[q, k]
+            gux += sk * hx
+            guy += sk * hy
+            guz += sk * hz
+        gu_dot = gux * ux + guy * uy + guz * uz
+        grad_pair[p, 0] = de_dd * ux + (gux - gu_dot * ux) * inv
+        grad_pair[p, 1] = de_dd * uy + (guy - gu_dot * uy) * inv
+        grad_pair[p, 2] = de_dd * uz + (guz - gu_dot * uz) * inv
+
+
+@njit(cache=True)
+def _select_half(pair_i, pair_j, rij, n_first, out_i, out_j, out_both, out_r, out_idx):
+    """Keep each local-local pair of a full list once (i < j) and every pair with a ghost j;
+    one pass, compacted into the ``out_*`` arrays. Returns the number kept."""
+    m = 0
+    for p in range(pair_i.shape[0]):
+        i = pair_i[p]
+        j = pair_j[p]
+        local_j = j < n_first
+        if local_j and j <= i:
+            continue
+        out_i[m] = i
+        out_j[m] = j
+        out_both[m] = local_j
+        out_r[m, 0] = rij[p, 0]
+        out_r[m, 1] = rij[p, 1]
+        out_r[m, 2] = rij[p, 2]
+        out_idx[m] = p
+        m += 1
+    return m
+
+
+@njit(cache=True)
+def _scatter_rows(src, idx, out):
+    """out[idx[q]] = src[q] (rows of 3)."""
+    for q in range(idx.shape[0]):
+        p = idx[q]
+        out[p, 0] = src[q, 0]
+        out[p, 1] = src[q, 1]
+        out[p, 2] = src[q, 2]
+
+
 class _PairState:
     """Geometry shared by every interaction layer of one evaluation (numpy, float64)."""
 
@@ -412,13 +527,17 @@ class _FastInteract(torch.nn.Module):
         self.sigma = sens.sigma.detach().double().reshape(-1).numpy().copy()
         self.rc = float(sens.cutoff.hard_max_dist)
 
+    def environment(self, in_features):
+        """Environment sums (atom, component, sensitivity, feature) of the holder's pairs."""
+        st = self.holder.state
+        return _EnvSum.apply(
+            in_features, self.holder.r_pos, st, self.mu_inv, self.sigma, self.rc, self.vec
+        )
+
     def forward(self, in_features, *_ignored):
         lay = self.layer
         n = in_features.shape[0]
-        st = self.holder.state
-        env = _EnvSum.apply(
-            in_features, self.holder.r_pos, st, self.mu_inv, self.sigma, self.rc, self.vec
-        )
+        env = self.environment(in_features)
         weights_rs = torch.reshape(
             lay.int_weights.permute(0, 2, 1), (lay.n_dist * lay.nf_in, lay.nf_out)
         )
@@ -431,20 +550,74 @@ class _FastInteract(torch.nn.Module):
         return out + lay.selfint(in_features)
 
 
+class _DirectedPairs:
+    """Pairs of one evaluation (numpy): i (a local atom), j (local or ghost), r_ij = R_j − R_i
+    (Å), ``both`` (j is local: the pair also feeds atom j's environment) and the one-hot
+    species of every atom."""
+
+    def __init__(self, pi, pj, both, rij, z_all):
+        self.pi = pi
+        self.pj = pj
+        self.both = both
+        self.rij = rij
+        self.z_all = z_all
+        self.origin = np.zeros((len(z_all), 3))  # r_ij = origin[j] + r_ij − origin[i]
+
+
+class _DirectedEnvSum(torch.autograd.Function):
+    """Environment sum over directed pairs; gradient with respect to each pair vector."""
+
+    @staticmethod
+    def forward(ctx, rij, pairs, n_first, mu_inv, sigma, rc, vec):
+        st = pairs
+        sel, unit, sens, dsens, m = _pair_terms(st.origin, st.rij, st.pi, st.pj, mu_inv, sigma, rc)
+        nf = st.z_all.shape[1]
+        env = np.zeros((n_first, nf, len(mu_inv), 4 if vec else 1))
+        _env_forward_directed(st.pi, st.pj, st.both, sel, unit, sens, m, st.z_all, vec, env)
+        ctx.state = st
+        ctx.saved = (sel, unit, sens, dsens, m, vec)
+        return torch.from_numpy(env).permute(0, 3, 2, 1).to(rij.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_env):
+        sel, unit, sens, dsens, m, vec = ctx.saved
+        st = ctx.state
+        g = np.ascontiguousarray(grad_env.detach().to(torch.float64).permute(0, 3, 2, 1).numpy())
+        grad_pair = np.zeros_like(st.rij)
+        _env_backward_directed(
+            st.pi, st.pj, st.both, sel, unit, sens, dsens, m, st.z_all, vec, g, grad_pair
+        )
+        return torch.from_numpy(grad_pair), None, None, None, None, None, None
+
+
+class _DirectedInteract(_FastInteract):
+    """:class:`_FastInteract` over a full (directed) neighbour list with ghost atoms, as
+    LAMMPS' ML-IAP gives it. Only valid as the *first* interaction layer: the features of
+    the second atoms are their one-hot species (``holder.pairs.z_all``)."""
+
+    def environment(self, in_features):
+        h = self.holder
+        return _DirectedEnvSum.apply(
+            h.rij, h.pairs, in_features.shape[0], self.mu_inv, self.sigma, self.rc, self.vec
+        )
+
+
 class _Holder:
     state: _PairState | None = None
     r_pos: torch.Tensor | None = None
+    pairs: _DirectedPairs | None = None
+    rij: torch.Tensor | None = None
 
 
-def _replace_interactions(network, holder):
+def _replace_interactions(network, holder, layer_class=_FastInteract):
     from hippynn.layers.transform import ResNetWrapper
 
     for block in network.blocks:
         first = block[0]
         if isinstance(first, ResNetWrapper):
-            first.base_layer = _FastInteract(first.base_layer, holder)
+            first.base_layer = layer_class(first.base_layer, holder)
         else:
-            block[0] = _FastInteract(first, holder)
+            block[0] = layer_class(first, holder)
 
 
 # ----------------------------------------------------------------------------- calculator
@@ -549,6 +722,104 @@ class FastHipnnCalculator(Calculator):
         self.results["free_energy"] = e
         self.results["energies"] = atom_en.detach().double().numpy()[:, 0] * self.en_unit
         self.results["forces"] = -grad.numpy() * self.en_unit
+
+
+class FastPairModel:
+    """A one-interaction-layer HIPNN evaluated on a full, directed neighbour list.
+
+    This is the form LAMMPS' ML-IAP "unified" interface gives: pairs (i, j) with i one of
+    the ``n_first`` local atoms and j a local or ghost atom, their vectors
+    r_ij = R_j − R_i (Å) and the element index of every atom. :meth:`evaluate` returns the
+    local atoms' energies (eV) and a pair force f_ij per pair (eV/Å), from which LAMMPS adds
+    F_i += f_ij and F_j −= f_ij: f_ij = dE/dr_ij for pairs with a ghost j; a local-local
+    pair listed twice is evaluated once, its (i < j) entry carries the whole dE/dr_ij and
+    the (j, i) entry 0. Same network code and pair kernels as
+    :class:`FastHipnnCalculator`, so the same energies and forces.
+
+    Only one interaction layer: a second layer would need the ghost atoms' first-layer
+    features, which a local neighbour list cannot give (hence ``NotImplementedError``).
+    """
+
+    def __init__(self, network, henergy, dtype=torch.float64):
+        n_int = len(network.interaction_layers)
+        if n_int != 1:
+            raise NotImplementedError(
+                f"directed-pair evaluation needs exactly 1 interaction layer, got {n_int}"
+            )
+        self.holder = _Holder()
+        self.network = copy.deepcopy(network).to(dtype).eval()
+        self.henergy = copy.deepcopy(henergy).to(dtype).eval()
+        for p in (*self.network.parameters(), *self.henergy.parameters()):
+            p.requires_grad_(False)
+        _replace_interactions(self.network, self.holder, _DirectedInteract)
+        from hippynn.networks.hipnn import HipnnVec
+
+        self._vec = isinstance(network, HipnnVec)
+        self.species_set = [int(z) for z in torch.as_tensor(network.species_set).tolist()]
+        self.rc = float(network.dist_hard_max)
+        self.dtype = dtype
+        self.n_weights = sum(p.numel() for p in (*network.parameters(), *henergy.parameters()))
+
+    def evaluate(
+        self,
+        elems: np.ndarray,
+        pair_i: np.ndarray,
+        pair_j: np.ndarray,
+        rij: np.ndarray,
+        n_first: int,
+    ) -> tuple[np.ndarray, float, np.ndarray]:
+        """(ε of atoms 0..n_first−1 (eV), their sum (eV), dE/dr_ij (n_pairs, 3) eV/Å).
+
+        ``elems``: element index (0-based, in ``species_set[1:]`` order) of every atom.
+        """
+        n_all = len(elems)
+        z_all = np.zeros((n_all, len(self.species_set) - 1))
+        z_all[np.arange(n_all), np.asarray(elems, dtype=np.int64)] = 1.0
+        # A full list holds local-local pairs twice, (i, j) and (j, i): evaluate each once
+        # (i < j) into both environments, and pairs with a ghost j once into i's only.
+        n_pairs = len(pair_i)
+        pi = np.empty(n_pairs, np.int64)
+        pj = np.empty(n_pairs, np.int64)
+        both = np.empty(n_pairs, np.bool_)
+        rij64 = np.empty((n_pairs, 3))
+        keep = np.empty(n_pairs, np.int64)
+        m = _select_half(
+            np.ascontiguousarray(pair_i),
+            np.ascontiguousarray(pair_j),
+            np.ascontiguousarray(rij, dtype=np.float64).reshape(n_pairs, 3),
+            n_first,
+            pi,
+            pj,
+            both,
+            rij64,
+            keep,
+        )
+        pi, pj, both, rij64, keep = pi[:m], pj[:m], both[:m], rij64[:m], keep[:m]
+        pairs = _DirectedPairs(pi, pj, both, rij64, z_all)
+        rij_t = torch.from_numpy(rij64).requires_grad_(True)
+        self.holder.pairs, self.holder.rij = pairs, rij_t
+        z = torch.from_numpy(z_all[:n_first]).to(self.dtype)
+        empty = torch.zeros(0, dtype=self.dtype)
+        empty_i = torch.zeros(0, dtype=torch.long)
+        try:
+            with torch.enable_grad():
+                args = (z, empty_i, empty_i, empty)
+                if self._vec:
+                    args = (*args, torch.zeros((0, 3), dtype=self.dtype))
+                feats = self.network(*args)
+                he = self.henergy
+                if he.first_is_interacting:
+                    feats = feats[1:]
+                atom_en = sum(lay(x) for x, lay in zip(feats, he.layers, strict=True))
+                energy = atom_en.sum()
+                grad_np = np.zeros((n_pairs, 3))  # the dropped reverse pairs carry 0
+                if m:
+                    (grad,) = torch.autograd.grad(energy, rij_t)
+                    _scatter_rows(grad.numpy(), keep, grad_np)
+        finally:
+            self.holder.pairs, self.holder.rij = None, None
+        eps = atom_en.detach().double().numpy()[:, 0]
+        return eps, float(energy.detach()), grad_np
 
 
 def fast_calculator(path_or_loaded, **kwargs) -> FastHipnnCalculator:

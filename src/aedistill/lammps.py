@@ -161,8 +161,20 @@ def _modules_of(energy_node):
     return [n.torch_module for n in get_subgraph([energy_node]) if hasattr(n, "torch_module")]
 
 
-def export_mliap(model_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
-    """Export an aedistill model file to an ML-IAP unified file (atomically)."""
+MLIAP_IMPLEMENTATIONS = ("fast", "hippynn")
+
+
+def export_mliap(
+    model_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    implementation: str = "fast",
+) -> Path:
+    """Export an aedistill model file to an ML-IAP unified file (atomically).
+
+    ``implementation``: ``fast`` = :class:`aedistill.mliap_model.FastMLIAPModel` (fused
+    numba pair kernels, local atoms only; LAMMPS' Python must import ``aedistill``) or
+    ``hippynn`` = hippynn's ``MLIAPInterface`` (needs only hippynn). Same energies and forces.
+    """
     import torch
     from ase.data import chemical_symbols
 
@@ -176,11 +188,21 @@ def export_mliap(model_path: str | os.PathLike[str], out_path: str | os.PathLike
             "export needs exactly 1 (model.interaction_layers: 1) — ML-IAP gives wrong forces "
             "for more"
         )
+    if implementation not in MLIAP_IMPLEMENTATIONS:
+        raise UserInputError(
+            f"lammps.implementation: {implementation!r} is not one of {MLIAP_IMPLEMENTATIONS}"
+        )
     elements = [chemical_symbols[z] for z in loaded.spec.species]
-    unified = mliap_interface(loaded.henergy, elements, where=str(model_path))
+    if implementation == "fast":
+        from aedistill.mliap_model import FastMLIAPModel
+
+        mods = loaded.modules
+        unified = FastMLIAPModel(mods["network"], mods["henergy"], elements)
+    else:
+        unified = mliap_interface(loaded.henergy, elements, where=str(model_path))
     with atomic_path(out_path) as tmp:
         torch.save(unified, tmp)
-    log.info("exported %s -> %s (elements %s)", model_path, out_path, elements)
+    log.info("exported %s -> %s (%s, elements %s)", model_path, out_path, implementation, elements)
     return Path(out_path)
 
 

@@ -57,12 +57,13 @@ def _structures():
     [(Arch(3, 32, 16), 1), (Arch(1, 8, 4), 1), (Arch(1, 8, 4), 0)],
     ids=["teacher-like", "student-like", "student-like-lmax0"],
 )
-def test_lammps_equals_ase_calculator(tmp_path, arch, l_max):
+@pytest.mark.parametrize("implementation", ["fast", "hippynn"])
+def test_lammps_equals_ase_calculator(tmp_path, arch, l_max, implementation):
     from aedistill.lammps import export_mliap, lammps_energy_forces
     from aedistill.models import make_calculator
 
     model = _model(tmp_path, "m", arch, l_max)
-    mliap = export_mliap(model, tmp_path / "m.mliap.pt")
+    mliap = export_mliap(model, tmp_path / "m.mliap.pt", implementation)
     calc = make_calculator(model)
     for name, atoms in _structures().items():
         e_lmp, f_lmp = lammps_energy_forces(mliap, atoms)
@@ -74,12 +75,13 @@ def test_lammps_equals_ase_calculator(tmp_path, arch, l_max):
         assert abs(e_lmp - e_ase) / len(atoms) <= 1e-5, name
 
 
-def test_two_interaction_layers_are_refused(tmp_path):
+@pytest.mark.parametrize("implementation", ["fast", "hippynn"])
+def test_two_interaction_layers_are_refused(tmp_path, implementation):
     from aedistill.lammps import export_mliap
 
     model = _model(tmp_path, "deep", Arch(1, 8, 4), interaction_layers=2)
     with pytest.raises(UserInputError, match="interaction layers"):
-        export_mliap(model, tmp_path / "deep.mliap.pt")
+        export_mliap(model, tmp_path / "deep.mliap.pt", implementation)
     assert not (tmp_path / "deep.mliap.pt").exists()
 
 
@@ -146,3 +148,30 @@ def test_mliap_rdf_run_writes_outputs(tmp_path):
     assert list(df.columns) == ["r_A", "g"] and len(df) == 50
     assert np.all(np.isfinite(df["g"])) and df["g"].max() > 0
     assert timing["n_atoms"] == 108 and timing["frames"] == 2
+
+
+@pytest.mark.slow
+def test_default_teacher_liquid_first_peak(tmp_path, repo):
+    """The default config's teacher (seed 0, trained exactly as `make run` trains it on the
+    default EMT data) melts into liquid Al at 1200 K with the first g(r) peak at 2.7-2.9 Å,
+    run through LAMMPS with the default LAMMPS settings and the default (fast) export."""
+    from aedistill.config import load_config
+    from aedistill.data.build import run as build
+    from aedistill.lammps import export_mliap, run_rdf
+    from aedistill.rdf import LIQUID_AL_FIRST_PEAK_A, first_peak, read_rdf
+    from aedistill.training import run as train
+
+    config = load_config(repo / "config" / "config.yaml")
+    data = tmp_path / "data"
+    build(config, data / "dataset.h5", data / "split.json", data / "summary.json", data / "cache")
+    slug = Arch(**config["teachers"]["arch"]).slug
+    model = tmp_path / "teacher" / "model.pt"
+    res = train(config, "teacher", slug, 0, data / "dataset.h5", data / "split.json", model)
+    assert res.metrics["epochs"] == config["training"]["max_epochs"]
+    mliap = export_mliap(model, tmp_path / "teacher.mliap.pt", config["lammps"]["implementation"])
+    timing = run_rdf(mliap, config["lammps"], tmp_path / "rdf.csv", tmp_path / "timing.json")
+    r, g = read_rdf(tmp_path / "rdf.csv")
+    lo, hi = LIQUID_AL_FIRST_PEAK_A
+    assert lo <= first_peak(r, g) <= hi, first_peak(r, g)
+    assert abs(g[r >= 5.0].mean() - 1.0) < 0.05  # g(r) -> 1 at large r
+    assert abs(timing["temperature_mean_K"] - config["lammps"]["temperature"]) < 100

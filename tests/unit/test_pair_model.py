@@ -1,0 +1,94 @@
+"""The directed-pair (LAMMPS ML-IAP layout) evaluation of a HIPNN against hippynn's own
+ASE calculator, with pairs and ghost atoms from ASE's neighbour list (an independent path)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.neighborlist import neighbor_list
+
+from aedistill import models
+from aedistill.arch import Arch
+from aedistill.fastcalc import FastHipnnCalculator, FastPairModel
+
+
+def _graph(slug: str, l_max: int = 1, interaction_layers: int = 1, seed: int = 0):
+    spec = models.ModelSpec(
+        arch=Arch.from_slug(slug), species=(13,), l_max=l_max, interaction_layers=interaction_layers
+    )
+    return models.build_training_graph(spec, seed)
+
+
+def _lammps_layout(atoms, cutoff: float):
+    """Full neighbour list as LAMMPS builds it: local atoms first, each periodic image that
+    is a neighbour becomes a ghost atom; pairs (i local, j local or ghost), r_ij = R_j − R_i."""
+    i, j, shifts = neighbor_list("ijS", atoms, cutoff)
+    n = len(atoms)
+    ghost_of: dict[tuple[int, int, int, int], int] = {}
+    ghosts_src = []
+    pair_j = np.empty_like(j)
+    for p, (jj, s) in enumerate(zip(j, shifts, strict=True)):
+        if not s.any():
+            pair_j[p] = jj
+            continue
+        key = (int(jj), *map(int, s))
+        if key not in ghost_of:
+            ghost_of[key] = n + len(ghosts_src)
+            ghosts_src.append(jj)
+        pair_j[p] = ghost_of[key]
+    rij = atoms.positions[j] + shifts @ atoms.cell.array - atoms.positions[i]
+    elems = np.zeros(n + len(ghosts_src), dtype=np.int64)  # one element: Al
+    return elems, i, pair_j, rij, ghosts_src
+
+
+@pytest.mark.parametrize("slug,l_max", [("L1-W8-S4", 1), ("L2-W16-S8", 1), ("L2-W16-S8", 0)])
+def test_pair_model_equals_hippynn_calculator(slug, l_max):
+    import ase.units
+    from hippynn.interfaces.ase_interface import HippynnCalculator
+
+    g = _graph(slug, l_max)
+    atoms = bulk("Al", "fcc", a=4.05).repeat((3, 2, 2))
+    atoms.rattle(0.15, seed=3)
+    ref = HippynnCalculator(g.energy, en_unit=ase.units.eV)
+    ref.to(torch.float64)
+    atoms.calc = ref
+    e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces()
+
+    model = FastPairModel(g.modules["network"], g.modules["henergy"])
+    elems, pi, pj, rij, ghosts = _lammps_layout(atoms, model.rc)
+    assert len(ghosts) > len(atoms)  # the small cell really needs ghost atoms
+    eps, energy, grad = model.evaluate(elems, pi, pj, rij, len(atoms))
+    # LAMMPS' update_pair_forces: F_i += dE/dr_ij, F_j -= dE/dr_ij; ghosts fold back
+    f = np.zeros((len(elems), 3))
+    np.add.at(f, pi, grad)
+    np.add.at(f, pj, -grad)
+    owner = np.concatenate([np.arange(len(atoms)), np.asarray(ghosts, dtype=np.int64)])
+    forces = np.zeros((len(atoms), 3))
+    np.add.at(forces, owner, f)
+
+    scale = np.abs(f_ref).max()
+    assert scale > 1e-3
+    assert energy == pytest.approx(e_ref, rel=1e-9)
+    assert np.abs(forces - f_ref).max() <= 1e-6 * scale
+    # per-atom energies: those of the half-list ASE calculator (its own neighbour list)
+    half = atoms.copy()
+    half.calc = FastHipnnCalculator.from_modules(g.modules, dtype=torch.float64)
+    np.testing.assert_allclose(eps, half.get_potential_energies(), rtol=0, atol=1e-9)
+    assert np.abs(forces - f_ref).max() <= 1e-6 * scale
+
+
+def test_pair_model_refuses_two_interaction_layers():
+    g = _graph("L1-W8-S4", 1, interaction_layers=2)
+    with pytest.raises(NotImplementedError, match="exactly 1 interaction layer"):
+        FastPairModel(g.modules["network"], g.modules["henergy"])
+
+
+def test_pair_model_without_pairs_gives_self_energies():
+    g = _graph("L1-W8-S4")
+    model = FastPairModel(g.modules["network"], g.modules["henergy"])
+    none = np.zeros(0, dtype=np.int64)
+    eps, energy, grad = model.evaluate(np.zeros(2, dtype=np.int64), none, none, np.zeros((0, 3)), 2)
+    assert grad.shape == (0, 3)
+    assert eps[0] == pytest.approx(eps[1]) and energy == pytest.approx(2 * eps[0])

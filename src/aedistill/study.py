@@ -55,13 +55,25 @@ def teacher_advantage(models: pd.DataFrame) -> dict[str, float | str | bool]:
     return out
 
 
+def _reference_name(run_dir: Path) -> str:
+    """``<dataset source> (<run dir>)`` where the run has ``data/summary.json``, else the dir."""
+    import json
+
+    summary = run_dir / "data" / "summary.json"
+    if summary.exists():
+        source = json.loads(summary.read_text()).get("source")
+        if source and source != run_dir.name:
+            return f"{source} ({run_dir.name})"
+    return run_dir.name
+
+
 def study_tables(run_dirs: Sequence[str | os.PathLike[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(criterion table: one row per reference, paired table: per reference/role/arch/metric)."""
     crit_rows, paired_rows = [], []
     for d in run_dirs:
         d = Path(d)
         models = read_models(d / "tables" / "models.csv")
-        ref = d.name
+        ref = _reference_name(d)
         crit_rows.append({"reference": ref} | teacher_advantage(models))
         p = paired_table(models)
         p.insert(0, "reference", ref)

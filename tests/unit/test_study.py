@@ -80,8 +80,12 @@ def test_study_tables_and_outputs(tmp_path):
         d.mkdir(parents=True)
         df.to_csv(d / "models.csv", index=False)
         dirs.append(tmp_path / name)
+    (tmp_path / "meam" / "data").mkdir()
+    (tmp_path / "meam" / "data" / "summary.json").write_text('{"source": "meam"}')
+    (tmp_path / "emt" / "data").mkdir()
+    (tmp_path / "emt" / "data" / "summary.json").write_text('{"source": "ani-al"}')
     crit, paired = study_tables(dirs)
-    assert list(crit["reference"]) == ["emt", "meam"]
+    assert list(crit["reference"]) == ["ani-al (emt)", "meam"]  # the data source names it
     assert list(crit["criterion_met"]) == [False, True]
     row = paired[
         (paired.reference == "meam")

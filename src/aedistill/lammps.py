@@ -14,7 +14,8 @@ patch ``torch.load`` need ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` with torch ≥ 
 project's build patches it).
 
 RDF run (:func:`run_rdf`): cubic fcc Al supercell scaled to the liquid density, velocities
-at 2T, NVT melt at 2T, NVT equilibration at T, NVT production; g(r) is computed in Python
+at the melt temperature (``melt_temperature``, default T), NVT melt there, NVT
+equilibration at T, NVT production; g(r) is computed in Python
 from frames taken every ``rdf_every`` production steps (:mod:`aedistill.rdf`). LAMMPS'
 ``compute rdf`` is not used: in this LAMMPS version its ``cutoff`` keyword sets the bin
 width from the pair cutoff anyway (a missing ``else`` in ``ComputeRDF::init``).
@@ -296,6 +297,7 @@ def run_rdf(
     every = int(s["rdf_every"])
     n_prod = int(s["production_steps"])
     seed = int(s.get("velocity_seed", 12345))
+    t_melt = float(s.get("melt_temperature") or temp)
     torch.set_num_threads(int(threads))
 
     lmp = new_lammps(mliap=pair_commands is None)
@@ -316,7 +318,7 @@ def run_rdf(
                     *pair,
                     f"timestep {dt_ps!r}",
                     "thermo_style custom step temp pe press",
-                    f"velocity all create {2 * temp!r} {seed} mom yes rot yes dist gaussian",
+                    f"velocity all create {t_melt!r} {seed} mom yes rot yes dist gaussian",
                 ]
             )
         )
@@ -332,7 +334,7 @@ def run_rdf(
         )
         damp = 100 * dt_ps
         stages = [
-            ("melt", 2 * temp, int(s["melt_steps"])),
+            ("melt", t_melt, int(s["melt_steps"])),
             ("equilibrate", temp, int(s["equilibration_steps"])),
         ]
         for name, t_target, steps in stages:

@@ -111,6 +111,9 @@ def rdf_error(r_a: np.ndarray, g_a: np.ndarray, r_b: np.ndarray, g_b: np.ndarray
 
 # first peak of liquid aluminium near its melting point: 2.7-2.9 Å (experiment ≈ 2.8 Å)
 LIQUID_AL_FIRST_PEAK_A = (2.7, 2.9)
+# no two Al atoms of a liquid come this close (EMT and MEAM liquids at 1200 K: > 2 Å); a model
+# that lets pairs reach it has fused atoms (no learnt short-range repulsion)
+FUSED_PAIR_DISTANCE_A = 1.5
 
 
 def first_peak(r: np.ndarray, g: np.ndarray) -> float:
@@ -131,10 +134,13 @@ def rdf_errors_table(
     entries: Iterable[tuple[str, str, int, str | os.PathLike[str]]],
     reference: tuple[str, str, int],
 ) -> pd.DataFrame:
-    """Tidy table: role, arch, seed, reference, rdf_error_A, first_peak_A, first_peak_ok.
+    """Tidy table: role, arch, seed, reference, rdf_error_A, first_peak_A, first_peak_ok,
+    min_r_A, fused.
 
     ``first_peak_ok``: the first peak lies in :data:`LIQUID_AL_FIRST_PEAK_A` (a physics check
-    of the liquid; a reference outside it is also logged as a warning).
+    of the liquid; a reference outside it is also logged as a warning). ``min_r_A``: the
+    smallest occupied bin centre; ``fused``: a pair came closer than
+    :data:`FUSED_PAIR_DISTANCE_A` (logged as a warning for every model).
 
     ``entries`` are (role, arch, seed, rdf.csv path); ``reference`` the (role, arch, seed)
     of the reference g(r) (the reference teacher), which must be among the entries.
@@ -151,6 +157,19 @@ def rdf_errors_table(
     for role, arch, seed, path in entries:
         r, g = read_rdf(path)
         peak = first_peak(r, g)
+        occupied = r[np.asarray(g) > 0]
+        min_r = float(occupied.min()) if occupied.size else float("nan")
+        fused = bool(min_r < FUSED_PAIR_DISTANCE_A)
+        if fused:
+            log.warning(
+                "%s/%s/seed%d: atom pairs at %.2f Å in the liquid (< %.1f Å): fused atoms, "
+                "the model lacks short-range repulsion; its g(r) is not a liquid's",
+                role,
+                arch,
+                seed,
+                min_r,
+                FUSED_PAIR_DISTANCE_A,
+            )
         if (role, arch, seed) == ref_key and not lo <= peak <= hi:
             log.warning(
                 "reference %s: liquid-Al first peak at %.3f Å, outside %.1f-%.1f Å: "
@@ -169,9 +188,21 @@ def rdf_errors_table(
                 "rdf_error_A": rdf_error(r, g, r_ref, g_ref),
                 "first_peak_A": peak,
                 "first_peak_ok": bool(lo <= peak <= hi),
+                "min_r_A": min_r,
+                "fused": fused,
             }
         )
-    cols = ["role", "arch", "seed", "reference", "rdf_error_A", "first_peak_A", "first_peak_ok"]
+    cols = [
+        "role",
+        "arch",
+        "seed",
+        "reference",
+        "rdf_error_A",
+        "first_peak_A",
+        "first_peak_ok",
+        "min_r_A",
+        "fused",
+    ]
     return pd.DataFrame(rows, columns=cols).sort_values(["role", "arch", "seed"], ignore_index=True)
 
 

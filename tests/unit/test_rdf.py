@@ -103,6 +103,8 @@ def test_rdf_errors_table(tmp_path):
         "rdf_error_A",
         "first_peak_A",
         "first_peak_ok",
+        "min_r_A",
+        "fused",
     ]
     by_role = table.set_index("role")
     assert by_role.loc["teacher", "rdf_error_A"] == 0.0
@@ -122,3 +124,23 @@ def test_reference_with_an_unphysical_first_peak_is_flagged(tmp_path, caplog):
         table = rdf_errors_table([("teacher", "T", 0, p)], ("teacher", "T", 0))
     assert not table["first_peak_ok"].iloc[0]
     assert "first peak at 3.4" in caplog.text and "outside 2.7-2.9" in caplog.text
+
+
+def test_fused_atom_pairs_are_flagged(tmp_path, caplog):
+    # a liquid peak at 2.8 Å plus a few pairs at 0.3 Å: g there is huge (tiny shell volume)
+    r = np.linspace(0.05, 6.95, 70)
+    g = 1 + np.exp(-((r - 2.8) ** 2) / 0.05)
+    g[r < 2.0] = 0.0
+    ok = tmp_path / "ok.csv"
+    pd.DataFrame({"r_A": r, "g": g}).to_csv(ok, index=False)
+    g_bad = g.copy()
+    g_bad[2] = 30.0  # r = 0.25 Å
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"r_A": r, "g": g_bad}).to_csv(bad, index=False)
+    with caplog.at_level("WARNING"):
+        table = rdf_errors_table(
+            [("teacher", "T", 0, ok), ("student", "S", 0, bad)], ("teacher", "T", 0)
+        ).set_index("role")
+    assert not table.loc["teacher", "fused"] and table.loc["teacher", "min_r_A"] > 2.0
+    assert table.loc["student", "fused"] and table.loc["student", "min_r_A"] == pytest.approx(0.25)
+    assert "student/S/seed0: atom pairs at 0.25" in caplog.text

@@ -43,10 +43,29 @@ def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Compl
     )
 
 
-@pytest.mark.parametrize("config", ["config.yaml", "test.yaml", "paper.yaml"])
+@pytest.mark.parametrize(
+    "config", ["config.yaml", "test.yaml", "paper.yaml", "study/emt.yaml", "study/meam.yaml"]
+)
 def test_dry_run_each_config(workdir, config):
     r = snakemake(workdir, "-n", "--configfile", f"config/{config}", timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("reference", ["emt", "meam"])
+def test_study_configs_differ_from_the_default_only_in_reference_and_stages(repo, reference):
+    # the study compares references at the default run's budget: same families, split,
+    # teachers, grid, seeds and training; only the source, run name and skipped stages differ
+    from aedistill.config import load_config
+
+    default = load_config(repo / "config" / "config.yaml")
+    study = load_config(repo / "config" / "study" / f"{reference}.yaml")
+    assert study["dataset"]["source"] == reference
+    assert study["run_name"] == f"study-{reference}"
+    for key in ("model", "training", "loss", "labels", "teachers", "grid"):
+        assert study[key] == default[key], key
+    for key in ("species", "generate", "split"):
+        assert study["dataset"][key] == default["dataset"][key], key
+    assert not study["born_again"]["enabled"] and not study["lammps"]["enabled"]
 
 
 def test_data_stage_runs_for_real(workdir, tiny_dataset):

@@ -121,3 +121,25 @@ def test_documented_commands_resolve(workdir, repo):
         results = list(pool.map(lambda args: snakemake(workdir, *args, "-n"), runs))
     for args, r in zip(runs, results, strict=True):
         assert r.returncode == 0, f"{' '.join(args)}:\n" + (r.stdout + r.stderr)[-3000:]
+
+
+def test_editing_another_section_does_not_retrain(tmp_path, repo):
+    """Jobs see only the config sections they read: after training, changing LAMMPS or
+    efficiency settings plans no training job, changing the training section retrains."""
+    import yaml
+
+    wd = _copy_workflow(repo, tmp_path)
+    target = "results/test/models/control/L1-W8-S4/seed0/metrics.json"
+    r = snakemake(wd, target, "--cores", "1", "--configfile", "config/test.yaml")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
+
+    def plan(**sections) -> subprocess.CompletedProcess:
+        edited = {**cfg, **{k: {**cfg.get(k, {}), **v} for k, v in sections.items()}}
+        (wd / "config" / "edited.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+        return snakemake(wd, target, "-n", "--configfile", "config/edited.yaml")
+
+    r = plan(lammps={"production_steps": 99}, efficiency={"blocks": 5})
+    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
+    r = plan(training={"learning_rate": 5e-4})
+    assert r.returncode == 0 and _job_stats(r) == {"train_model": 1}, r.stdout[-2000:]

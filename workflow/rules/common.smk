@@ -28,6 +28,19 @@ def all_models():
     return models
 
 
+def config_sections(*keys):
+    """The config sections a job reads, as its ``params``: Snakemake reruns a job whose
+    params changed, so a job must not see sections it does not use (editing lammps settings
+    must not retrain the models)."""
+    return {k: config[k] for k in keys}
+
+
+def train_config(role):
+    """Config sections a training job of ``role`` reads (born_again only for Born-Again)."""
+    keys = ["run_name", "dataset", "model", "training", "loss", "labels"]
+    return config_sections(*keys, *(["born_again"] if role == "born_again" else []))
+
+
 def log_of(path):
     return str(paths.log(path))
 

@@ -17,7 +17,7 @@ rule dataset:
         mem_mb=4000,
         runtime=30,
     params:
-        config=config,
+        config=config_sections("dataset"),
         cache_dir=str(paths.run_dir(RUN) / "data" / "cache"),
     message:
         "Building the {config[dataset][source]} dataset and split for run {RUN}"

@@ -49,7 +49,7 @@ rule train_model:
         mem_mb=4000,
         runtime=TRAIN_RUNTIME,
     params:
-        config=config,
+        config=lambda wildcards: train_config(wildcards.role),
         role=lambda wildcards: wildcards.role,
     message:
         "Training {wildcards.role} {wildcards.arch} seed {wildcards.seed}"

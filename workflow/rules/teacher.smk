@@ -23,7 +23,7 @@ rule train_teacher:
         mem_mb=6000,
         runtime=TRAIN_RUNTIME,
     params:
-        config=config,
+        config=train_config("teacher"),
         role="teacher",
     message:
         "Training teacher {wildcards.arch} seed {wildcards.seed}"

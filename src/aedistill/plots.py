@@ -314,6 +314,26 @@ def fig2_pareto(
     return notes
 
 
+def _mark_fused(ax, points: pd.DataFrame, rdf: pd.DataFrame | None) -> list[str]:
+    """Red rings on (role, arch) points where a seed's liquid had fused atom pairs."""
+    if rdf is None or "fused" not in rdf.columns:
+        return []
+    fused = rdf[rdf["fused"].astype(str).str.lower() == "true"][["role", "arch"]]
+    hit = points.merge(fused.drop_duplicates(), on=["role", "arch"])
+    if hit.empty:
+        return []
+    ax.scatter(
+        hit["n_weights"], hit["rdf_error_A_mean"], s=220, facecolors="none",
+        edgecolors="red", linewidths=1.5, zorder=6,
+    )  # fmt: skip
+    for _, h in hit.iterrows():
+        ax.annotate(
+            "fused atoms", (h["n_weights"], h["rdf_error_A_mean"]), textcoords="offset points",
+            xytext=(8, 6), fontsize=8, color="red",
+        )  # fmt: skip
+    return ["C: red rings: atom pairs fused in the liquid (closer than 1.5 Å)"]
+
+
 def fig3_accuracy_vs_weights(
     models: pd.DataFrame,
     rdf: pd.DataFrame | None,
@@ -349,6 +369,7 @@ def fig3_accuracy_vs_weights(
         ax.set_xlabel(W_LABEL)
         ax.set_ylabel(ylabel)
         if col == "rdf_error_A":
+            notes += _mark_fused(ax, points, rdf)
             missing = sorted(set(points["role"]) - set(_finite(points, "rdf_error_A_mean")["role"]))
             missing = [m for m in missing if m != "teacher"]
             if missing:

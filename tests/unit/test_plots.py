@@ -187,3 +187,22 @@ def test_role_style_fixed_and_distinct():
     c10, c30, c300 = (plots.role_style(f"student_wA{v}", roles)[0] for v in (10, 30, 300))
     assert plots._WA_COLOURS[:3] == [c10, c30, c300]
     assert plots.ordered_roles(roles)[-3:] == ["student_wA10", "student_wA30", "student_wA300"]
+
+
+def test_fig3_marks_fused_liquids(tables, tmp_path):
+    rdf = pd.read_csv(tables["rdf_errors"])
+    rdf["fused"] = (rdf["role"] == "student") & (rdf["seed"] == 0)
+    rdf.to_csv(tmp_path / "rdf.csv", index=False)
+    notes = plots.make_figure(
+        "fig3", tmp_path / "fig3.png", tmp_path / "fig3.pdf", tables["models"],
+        rdf_csv=tmp_path / "rdf.csv",
+    )  # fmt: skip
+    _check(tmp_path, "fig3")
+    assert any("fused" in n for n in notes)
+    rdf["fused"] = False
+    rdf.to_csv(tmp_path / "rdf.csv", index=False)
+    notes = plots.make_figure(
+        "fig3", tmp_path / "fig3.png", tmp_path / "fig3.pdf", tables["models"],
+        rdf_csv=tmp_path / "rdf.csv",
+    )  # fmt: skip
+    assert not any("fused" in n for n in notes)

@@ -4,7 +4,7 @@
         [--supercell 10] [--steps 20]
 
 NVE of a cubic fcc Al supercell (4 n³ atoms; n = 10: 4,000 atoms) at 300 K, 1 fs, one
-thread, untrained models (weights do not change speed). Times per atom-step of: ASE with
+thread, untrained models (weights do not change speed), the same 1 Å neighbour skin in both. Times per atom-step of: ASE with
 aedistill's fast calculator (the pipeline's default) and LAMMPS with the two ML-IAP exports
 (``fast`` = aedistill.mliap_model, the default, and ``hippynn`` = hippynn's MLIAPInterface);
 prints LAMMPS / ASE ratios (goal of issue 6: LAMMPS ≤ ASE, i.e. ratio ≤ 1, at ≥ 4k atoms).
@@ -20,6 +20,8 @@ import time
 from _common import bare_loop, calculator, save, us
 
 from aedistill.md import LATTICE_CONSTANT_AL
+
+SKIN = 1.0  # Å, neighbour-list skin of both LAMMPS and the ASE fast calculator (its default)
 
 
 def lammps_loop(mliap: str, supercell: int, steps: int, warmup: int = 5) -> float:
@@ -40,6 +42,7 @@ def lammps_loop(mliap: str, supercell: int, steps: int, warmup: int = 5) -> floa
                     "create_atoms 1 box",
                     "mass 1 26.9815",
                     *_pair_commands(mliap, ["Al"]),
+                    f"neighbor {SKIN} bin",  # the ASE fast calculator's Verlet skin
                     "velocity all create 300 12345 loop geom",
                     "timestep 0.001",
                     "fix 1 all nve",

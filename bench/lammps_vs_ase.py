@@ -26,7 +26,7 @@ SKIN = 1.0  # Å, neighbour-list skin of both LAMMPS and the ASE fast calculator
 
 def lammps_loop(mliap: str, supercell: int, steps: int, warmup: int = 5) -> float:
     """Seconds per step per atom of LAMMPS NVE (setup and warm-up excluded)."""
-    from aedistill.lammps import _pair_commands, new_lammps
+    from aedistill.lammps import AL_MASS, _pair_commands, new_lammps
 
     lmp = new_lammps()
     try:
@@ -40,7 +40,7 @@ def lammps_loop(mliap: str, supercell: int, steps: int, warmup: int = 5) -> floa
                     f"region box block 0 {n} 0 {n} 0 {n}",
                     "create_box 1 box",
                     "create_atoms 1 box",
-                    "mass 1 26.9815",
+                    f"mass 1 {AL_MASS}",
                     *_pair_commands(mliap, ["Al"]),
                     f"neighbor {SKIN} bin",  # the ASE fast calculator's Verlet skin
                     "velocity all create 300 12345 loop geom",

@@ -61,9 +61,7 @@ class FastMLIAPModel(MLIAPUnified):
             pair_i = pair_j = np.zeros(0, dtype=np.int64)
             rij = np.zeros((0, 3))
         iatoms = np.asarray(data.iatoms)[:n_list]
-        n_first = int(iatoms.max()) + 1
-        if npairs > 0:
-            n_first = max(n_first, int(pair_i.max()) + 1)
+        n_first = int(iatoms.max()) + 1  # pair_i holds listed atoms only
         eps, _, grad = self.pair_model.evaluate(
             np.asarray(data.elems), pair_i, pair_j, rij, n_first
         )

@@ -32,6 +32,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from aedistill import analysis  # noqa: E402
 from aedistill.io import atomic_path  # noqa: E402
+from aedistill.rdf import FUSED_PAIR_DISTANCE_A  # noqa: E402
 
 log = logging.getLogger(__name__)
 # matplotlib's PDF backend logs every font-subsetting step at INFO
@@ -331,7 +332,9 @@ def _mark_fused(ax, points: pd.DataFrame, rdf: pd.DataFrame | None) -> list[str]
             "fused atoms", (h["n_weights"], h["rdf_error_A_mean"]), textcoords="offset points",
             xytext=(8, 6), fontsize=8, color="red",
         )  # fmt: skip
-    return ["C: red rings: atom pairs fused in the liquid (closer than 1.5 Å)"]
+    return [
+        f"C: red rings: atom pairs fused in the liquid (closer than {FUSED_PAIR_DISTANCE_A:g} Å)"
+    ]
 
 
 def fig3_accuracy_vs_weights(

@@ -13,6 +13,7 @@ module reports
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -57,8 +58,6 @@ def teacher_advantage(models: pd.DataFrame) -> dict[str, float | str | bool]:
 
 def _reference_name(run_dir: Path) -> str:
     """``<dataset source> (<run dir>)`` where the run has ``data/summary.json``, else the dir."""
-    import json
-
     summary = run_dir / "data" / "summary.json"
     if summary.exists():
         source = json.loads(summary.read_text()).get("source")

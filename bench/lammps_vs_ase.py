@@ -26,7 +26,7 @@ SKIN = 1.0  # Å, neighbour-list skin of both LAMMPS and the ASE fast calculator
 
 def lammps_loop(mliap: str, supercell: int, steps: int, warmup: int = 5) -> float:
     """Seconds per step per atom of LAMMPS NVE (setup and warm-up excluded)."""
-    from aedistill.lammps import AL_MASS, _pair_commands, new_lammps
+    from aedistill.lammps import AL_MASS, mliap_pair_commands, new_lammps
 
     lmp = new_lammps()
     try:
@@ -41,7 +41,7 @@ def lammps_loop(mliap: str, supercell: int, steps: int, warmup: int = 5) -> floa
                     "create_box 1 box",
                     "create_atoms 1 box",
                     f"mass 1 {AL_MASS}",
-                    *_pair_commands(mliap, ["Al"]),
+                    *mliap_pair_commands(lmp, mliap, ["Al"]),
                     f"neighbor {SKIN} bin",  # the ASE fast calculator's Verlet skin
                     "velocity all create 300 12345 loop geom",
                     "timestep 0.001",

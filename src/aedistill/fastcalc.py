@@ -431,19 +431,37 @@ def _env_backward_directed(pi, pj, both, sel, unit, sens, dsens, m, z, vec, g, g
 
 
 @njit(cache=True)
-def _select_half(pair_i, pair_j, rij, n_first, out_i, out_j, out_both, out_r, out_idx):
-    """Keep each local-local pair of a full list once (i < j) and every pair with a ghost j;
-    one pass, compacted into the ``out_*`` arrays. Returns the number kept."""
+def _select_half(pair_i, pair_j, rij, n_first, owner, out_i, out_j, out_both, out_r, out_idx):
+    """Keep each physical pair of a full list once; one pass, compacted into ``out_*``.
+
+    A local-local pair is listed twice, (i, j) and (j, i): the (i < j) entry is kept with
+    ``both`` set (it feeds both environments). A pair with a ghost j whose owner
+    k = ``owner[j]`` is a listed local atom has a mirror entry (k, ghost of i): the entry
+    with i < k is kept as the pair (i, k) with ``both`` set, the other dropped. Pairs to
+    ghosts of unknown owner (``owner[j] < 0``) and self-images (k = i) are kept directed
+    (they feed i's environment only). Returns the number kept."""
     m = 0
     for p in range(pair_i.shape[0]):
         i = pair_i[p]
         j = pair_j[p]
         local_j = j < n_first
-        if local_j and j <= i:
-            continue
+        if local_j:
+            if j <= i:
+                continue
+            k = j
+            both = True
+        else:
+            k = owner[j]
+            if k < 0 or k >= n_first or k == i:
+                k = j
+                both = False
+            elif k < i:
+                continue
+            else:
+                both = True
         out_i[m] = i
-        out_j[m] = j
-        out_both[m] = local_j
+        out_j[m] = k
+        out_both[m] = both
         out_r[m, 0] = rij[p, 0]
         out_r[m, 1] = rij[p, 1]
         out_r[m, 2] = rij[p, 2]
@@ -731,9 +749,10 @@ class FastPairModel:
     the ``n_first`` local atoms and j a local or ghost atom, their vectors
     r_ij = R_j − R_i (Å) and the element index of every atom. :meth:`evaluate` returns the
     local atoms' energies (eV) and a pair force f_ij per pair (eV/Å), from which LAMMPS adds
-    F_i += f_ij and F_j −= f_ij: f_ij = dE/dr_ij for pairs with a ghost j; a local-local
-    pair listed twice is evaluated once, its (i < j) entry carries the whole dE/dr_ij and
-    the (j, i) entry 0. Same network code and pair kernels as
+    F_i += f_ij and F_j −= f_ij. A local-local pair listed twice is evaluated once, its
+    (i < j) entry carries the whole dE/dr_ij and the (j, i) entry 0; given each ghost's
+    owner atom, a pair to a ghost and its periodic mirror likewise (else f_ij = dE/dr_ij of
+    the directed pair, each side evaluated). Same network code and pair kernels as
     :class:`FastHipnnCalculator`, so the same energies and forces.
 
     Only one interaction layer: a second layer would need the ghost atoms' first-layer
@@ -767,17 +786,23 @@ class FastPairModel:
         pair_j: np.ndarray,
         rij: np.ndarray,
         n_first: int,
+        owner: np.ndarray | None = None,
     ) -> tuple[np.ndarray, float, np.ndarray]:
         """(ε of atoms 0..n_first−1 (eV), their sum (eV), dE/dr_ij (n_pairs, 3) eV/Å).
 
         ``elems``: element index (0-based, in ``species_set[1:]`` order) of every atom.
+        ``owner`` (optional, one per atom): the local atom a ghost is an image of, −1 where
+        unknown; with it each pair to a ghost is evaluated once instead of from both sides
+        (its kept entry carries the whole dE/dr, the mirror entry 0).
         """
         n_all = len(elems)
         z_all = np.zeros((n_all, len(self.species_set) - 1))
         z_all[np.arange(n_all), np.asarray(elems, dtype=np.int64)] = 1.0
-        # A full list holds local-local pairs twice, (i, j) and (j, i): evaluate each once
-        # (i < j) into both environments, and pairs with a ghost j once into i's only.
+        # A full list holds every pair twice, (i, j) and (j, i) or its periodic mirror:
+        # evaluate each once into both environments where the partner is known (_select_half)
         n_pairs = len(pair_i)
+        if owner is None:
+            owner = np.full(n_all, -1, dtype=np.int64)
         pi = np.empty(n_pairs, np.int64)
         pj = np.empty(n_pairs, np.int64)
         both = np.empty(n_pairs, np.bool_)
@@ -788,6 +813,7 @@ class FastPairModel:
             np.ascontiguousarray(pair_j),
             np.ascontiguousarray(rij, dtype=np.float64).reshape(n_pairs, 3),
             n_first,
+            np.ascontiguousarray(owner, dtype=np.int64),
             pi,
             pj,
             both,

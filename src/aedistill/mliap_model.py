@@ -8,6 +8,12 @@ and the energy head as the model's own torch modules, and only on LAMMPS' *local
 (ghost atoms only contribute their one-hot species). Same energies and forces
 (``tests/integration/test_lammps.py`` compares both exports with the ASE calculator).
 
+A full neighbour list holds every pair twice. Pairs of two local atoms are evaluated once;
+a pair to a ghost atom is evaluated once too when the model knows which local atom each ghost
+images (:meth:`FastMLIAPModel.attach` gives it the LAMMPS instance, whose atom tags say so;
+:func:`aedistill.lammps.mliap_pair_commands` attaches it). A model loaded by LAMMPS from the file
+alone evaluates a pair to a ghost from both sides: same energies and forces, slower.
+
 Loading the pickled file in LAMMPS imports this module: the LAMMPS Python must have
 ``aedistill`` installed (it does in the project's venv). Only one interaction layer.
 """
@@ -40,6 +46,30 @@ class FastMLIAPModel(MLIAPUnified):
             rcutfac=0.5 * model.rc,  # LAMMPS' pair cutoff is 2 × rcutfac
         )
         self.pair_model = model
+        self._lmp = None
+
+    def attach(self, lmp) -> None:
+        """Read ghost atoms' owners from ``lmp``'s atom tags on every step (or ``None``)."""
+        self._lmp = lmp
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_lmp"] = None  # a LAMMPS instance is not part of the model
+        return state
+
+    def __setstate__(self, state):
+        state.setdefault("_lmp", None)  # files exported before attach() existed
+        self.__dict__.update(state)
+
+    def _owners(self, data, iatoms: np.ndarray) -> np.ndarray | None:
+        """Local (listed) atom index that each atom is an image of, −1 for other owners."""
+        if self._lmp is None:
+            return None
+        n_total = int(data.ntotal)
+        tags = np.asarray(self._lmp.numpy.extract_atom("id", nelem=n_total), dtype=np.int64)
+        local = np.full(int(tags.max()) + 1, -1, dtype=np.int64)
+        local[tags[iatoms]] = iatoms
+        return local[tags]
 
     def compute_descriptors(self, data) -> None:  # not used by a unified model
         pass
@@ -63,7 +93,7 @@ class FastMLIAPModel(MLIAPUnified):
         iatoms = np.asarray(data.iatoms)[:n_list]
         n_first = int(iatoms.max()) + 1  # pair_i holds listed atoms only
         eps, _, grad = self.pair_model.evaluate(
-            np.asarray(data.elems), pair_i, pair_j, rij, n_first
+            np.asarray(data.elems), pair_i, pair_j, rij, n_first, owner=self._owners(data, iatoms)
         )
         eatoms = np.ascontiguousarray(eps[iatoms], dtype=np.float64)
         data.eatoms = eatoms

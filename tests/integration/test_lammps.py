@@ -57,8 +57,14 @@ def _structures():
     [(Arch(3, 32, 16), 1), (Arch(1, 8, 4), 1), (Arch(1, 8, 4), 0)],
     ids=["teacher-like", "student-like", "student-like-lmax0"],
 )
-@pytest.mark.parametrize("implementation", ["fast", "hippynn"])
-def test_lammps_equals_ase_calculator(tmp_path, arch, l_max, implementation):
+@pytest.mark.parametrize(
+    "implementation,attach", [("fast", True), ("fast", False), ("hippynn", True)],
+    ids=["fast-attached", "fast-from-file", "hippynn"],
+)
+def test_lammps_equals_ase_calculator(tmp_path, arch, l_max, implementation, attach):
+    """``fast-attached`` evaluates each pair to a ghost once (ghost owners from LAMMPS' atom
+    tags), ``fast-from-file`` from both sides (the file loaded by LAMMPS, as in a user's
+    input script)."""
     from aedistill.lammps import export_mliap, lammps_energy_forces
     from aedistill.models import make_calculator
 
@@ -66,7 +72,7 @@ def test_lammps_equals_ase_calculator(tmp_path, arch, l_max, implementation):
     mliap = export_mliap(model, tmp_path / "m.mliap.pt", implementation)
     calc = make_calculator(model)
     for name, atoms in _structures().items():
-        e_lmp, f_lmp = lammps_energy_forces(mliap, atoms)
+        e_lmp, f_lmp = lammps_energy_forces(mliap, atoms, attach=attach)
         ref = atoms.copy()
         ref.calc = calc
         e_ase, f_ase = ref.get_potential_energy(), ref.get_forces()

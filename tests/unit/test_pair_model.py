@@ -43,8 +43,9 @@ def _lammps_layout(atoms, cutoff: float):
     return elems, i, pair_j, rij, ghosts_src
 
 
+@pytest.mark.parametrize("with_owner", [False, True], ids=["directed-ghosts", "ghost-owners"])
 @pytest.mark.parametrize("slug,l_max", [("L1-W8-S4", 1), ("L2-W16-S8", 1), ("L2-W16-S8", 0)])
-def test_pair_model_equals_hippynn_calculator(slug, l_max):
+def test_pair_model_equals_hippynn_calculator(slug, l_max, with_owner):
     import ase.units
     from hippynn.interfaces.ase_interface import HippynnCalculator
 
@@ -59,12 +60,19 @@ def test_pair_model_equals_hippynn_calculator(slug, l_max):
     model = FastPairModel(g.modules["network"], g.modules["henergy"])
     elems, pi, pj, rij, ghosts = _lammps_layout(atoms, model.rc)
     assert len(ghosts) > len(atoms)  # the small cell really needs ghost atoms
-    eps, energy, grad = model.evaluate(elems, pi, pj, rij, len(atoms))
+    owner = np.concatenate([np.arange(len(atoms)), np.asarray(ghosts, dtype=np.int64)])
+    eps, energy, grad = model.evaluate(
+        elems, pi, pj, rij, len(atoms), owner=owner if with_owner else None
+    )
+    if with_owner:  # every pair to a ghost that is not a self-image is evaluated once
+        ghost_pair = pj >= len(atoms)
+        mirrored = ghost_pair & (owner[pj] != pi)
+        assert mirrored.sum() > 0
+        assert (np.abs(grad[mirrored]).sum(axis=1) == 0).sum() == mirrored.sum() // 2
     # LAMMPS' update_pair_forces: F_i += dE/dr_ij, F_j -= dE/dr_ij; ghosts fold back
     f = np.zeros((len(elems), 3))
     np.add.at(f, pi, grad)
     np.add.at(f, pj, -grad)
-    owner = np.concatenate([np.arange(len(atoms)), np.asarray(ghosts, dtype=np.int64)])
     forces = np.zeros((len(atoms), 3))
     np.add.at(forces, owner, f)
 

@@ -51,22 +51,28 @@ def main() -> None:
     base = load_config(args.config)
     ds = load_dataset(os.path.join(args.run, "data", "dataset.h5"))
     split = load_split(os.path.join(args.run, "data", "split.json"), n_conf=ds.n_conf)
-    print(f"{args.role} {args.arch} seed {args.seed}: {len(split.train)} train configurations, "
-          f"{args.epochs} epochs, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
+    print(
+        f"{args.role} {args.arch} seed {args.seed}: {len(split.train)} train configurations, "
+        f"{args.epochs} epochs, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
+    )
     print(f"{'batch':>5} {'steps/ep':>8} {'s/epoch':>8} {'valid F-RMSE':>13} {'test F-RMSE':>12}")
     for bs in args.batch_sizes:
         config = copy.deepcopy(base)
         config["training"]["batch_size"] = bs
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            res = train_model(config, args.role, args.arch, args.seed, ds, split, tmp,
-                              max_epochs=args.epochs)
+            res = train_model(
+                config, args.role, args.arch, args.seed, ds, split, tmp, max_epochs=args.epochs
+            )
             wall = time.perf_counter() - t0
         h = res.history
         per_epoch = float(np.median(np.diff(np.concatenate([[0.0], h["wall_s"].to_numpy()]))[1:]))
         steps = -(-len(split.train) // bs)
-        print(f"{bs:>5} {steps:>8} {per_epoch:>8.2f} {h['valid_f_rmse'].iloc[-1] * 1e3:>10.1f} meV/Å"
-              f" {res.metrics['test_f_rmse'] * 1e3:>8.1f} meV/Å   ({wall:.0f} s total)", flush=True)
+        print(
+            f"{bs:>5} {steps:>8} {per_epoch:>8.2f} {h['valid_f_rmse'].iloc[-1] * 1e3:>10.1f} meV/Å"
+            f" {res.metrics['test_f_rmse'] * 1e3:>8.1f} meV/Å   ({wall:.0f} s total)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,11 @@ NVE of a cubic fcc Al supercell (4 n³ atoms; n = 10: 4,000 atoms) at 300 K, 1 f
 thread, untrained models (weights do not change speed), the same 1 Å neighbour skin in both. Times per atom-step of: ASE with
 aedistill's fast calculator (the pipeline's default) and LAMMPS with the two ML-IAP exports
 (``fast`` = aedistill.mliap_model, the default, and ``hippynn`` = hippynn's MLIAPInterface);
-prints LAMMPS / ASE ratios (goal of issue 6: LAMMPS ≤ ASE, i.e. ratio ≤ 1, at ≥ 4k atoms).
+``fast`` runs as the pipeline does (attached to the LAMMPS instance: each pair to a ghost atom
+evaluated once) and as a user's input script would load the file (``fast, file``: pairs to
+ghosts evaluated from both sides). The ``in model`` column is the part of the attached
+``fast`` step spent inside the model's ``compute_forces`` (the rest is LAMMPS: neighbour
+lists, ML-IAP's pair arrays, integration). Prints LAMMPS / ASE ratios (goal of issue 6: LAMMPS ≤ ASE, i.e. ratio ≤ 1, at ≥ 4k atoms).
 Requires the LAMMPS module built by scripts/install_lammps.sh.
 """
 
@@ -24,8 +28,33 @@ from aedistill.md import LATTICE_CONSTANT_AL
 SKIN = 1.0  # Å, neighbour-list skin of both LAMMPS and the ASE fast calculator (its default)
 
 
-def lammps_loop(mliap: str, supercell: int, steps: int, warmup: int = 5) -> float:
-    """Seconds per step per atom of LAMMPS NVE (setup and warm-up excluded)."""
+class _ModelClock:
+    """Accumulated wall time inside FastMLIAPModel.compute_forces (class-level wrapper)."""
+
+    def __init__(self):
+        from aedistill.mliap_model import FastMLIAPModel
+
+        self.total = 0.0
+        self.cls = FastMLIAPModel
+        self.orig = FastMLIAPModel.compute_forces
+        clock = self
+
+        def timed(model, data):
+            t0 = time.perf_counter()
+            clock.orig(model, data)
+            clock.total += time.perf_counter() - t0
+
+        FastMLIAPModel.compute_forces = timed
+
+    def close(self):
+        self.cls.compute_forces = self.orig
+
+
+def lammps_loop(
+    mliap: str, supercell: int, steps: int, warmup: int = 5, attach: bool = True
+) -> tuple[float, float]:
+    """Seconds per step per atom of LAMMPS NVE (setup and warm-up excluded), and of that the
+    part inside a ``fast`` model's compute_forces (0 for other exports)."""
     from aedistill.lammps import AL_MASS, mliap_pair_commands, new_lammps
 
     lmp = new_lammps()
@@ -41,7 +70,7 @@ def lammps_loop(mliap: str, supercell: int, steps: int, warmup: int = 5) -> floa
                     "create_box 1 box",
                     "create_atoms 1 box",
                     f"mass 1 {AL_MASS}",
-                    *mliap_pair_commands(lmp, mliap, ["Al"]),
+                    *mliap_pair_commands(lmp, mliap, ["Al"], attach=attach),
                     f"neighbor {SKIN} bin",  # the ASE fast calculator's Verlet skin
                     "velocity all create 300 12345 loop geom",
                     "timestep 0.001",
@@ -51,10 +80,15 @@ def lammps_loop(mliap: str, supercell: int, steps: int, warmup: int = 5) -> floa
                 ]
             )
         )
-        t0 = time.perf_counter()
-        lmp.command(f"run {steps} pre no post no")
-        wall = time.perf_counter() - t0
-        return wall / steps / lmp.get_natoms()
+        clock = _ModelClock()
+        try:
+            t0 = time.perf_counter()
+            lmp.command(f"run {steps} pre no post no")
+            wall = time.perf_counter() - t0
+        finally:
+            clock.close()
+        per = steps * lmp.get_natoms()
+        return wall / per, clock.total / per
     finally:
         lmp.close()
 
@@ -69,19 +103,27 @@ def main() -> None:
 
     n_atoms = 4 * a.supercell**3
     print(f"{n_atoms} atoms, {a.steps} NVE steps after warm-up, 1 thread; µs per atom-step")
-    print(f"{'arch':>12} {'ASE fast':>11} {'LAMMPS fast':>11} {'LAMMPS hippynn':>14}  ratios")
+    print(
+        f"{'arch':>12} {'ASE fast':>11} {'LAMMPS fast':>11} {'(in model)':>11} "
+        f"{'fast, file':>11} {'hippynn':>11}  ratios to ASE"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for slug in a.archs:
             t_ase = bare_loop(calculator("fast", slug), a.supercell, a.steps, warmup=2)
             model = save(slug, tmp)
-            t_lmp = {}
-            for impl in ("fast", "hippynn"):
-                mliap = export_mliap(model, f"{tmp}/{slug}.{impl}.mliap.pt", impl)
-                t_lmp[impl] = lammps_loop(str(mliap), a.supercell, a.steps)
+            t_lmp, in_model = {}, 0.0
+            for impl, attach in (("fast", True), ("fast-file", False), ("hippynn", True)):
+                kind = impl.split("-")[0]
+                mliap = export_mliap(model, f"{tmp}/{slug}.{kind}.mliap.pt", kind)
+                t_lmp[impl], t_in = lammps_loop(str(mliap), a.supercell, a.steps, attach=attach)
+                if impl == "fast":
+                    in_model = t_in
             print(
-                f"{slug:>12} {us(t_ase)} {us(t_lmp['fast'])} {us(t_lmp['hippynn']):>14}  "
-                f"LAMMPS fast / ASE = {t_lmp['fast'] / t_ase:.2f}, "
-                f"LAMMPS hippynn / ASE = {t_lmp['hippynn'] / t_ase:.2f}"
+                f"{slug:>12} {us(t_ase)} {us(t_lmp['fast'])} {us(in_model)} "
+                f"{us(t_lmp['fast-file'])} {us(t_lmp['hippynn'])}  "
+                f"fast {t_lmp['fast'] / t_ase:.2f}, fast file {t_lmp['fast-file'] / t_ase:.2f}, "
+                f"hippynn {t_lmp['hippynn'] / t_ase:.2f}",
+                flush=True,
             )
 
 

@@ -322,7 +322,11 @@ def run_rdf(
 
     lmp = new_lammps(mliap=pair_commands is None)
     try:
-        pair = pair_commands if pair_commands is not None else mliap_pair_commands(lmp, mliap_path, ["Al"])
+        pair = (
+            pair_commands
+            if pair_commands is not None
+            else mliap_pair_commands(lmp, mliap_path, ["Al"])
+        )
         lmp.commands_string(
             "\n".join(
                 [

@@ -67,6 +67,8 @@ class FastMLIAPModel(MLIAPUnified):
             return None
         n_total = int(data.ntotal)
         tags = np.asarray(self._lmp.numpy.extract_atom("id", nelem=n_total), dtype=np.int64)
+        if len(iatoms) == 0 or tags[iatoms].min() <= 0:  # no atom IDs (atom_modify id no)
+            return None
         local = np.full(int(tags.max()) + 1, -1, dtype=np.int64)
         local[tags[iatoms]] = iatoms
         return local[tags]

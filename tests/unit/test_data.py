@@ -53,6 +53,15 @@ def test_emt_families_cover_liquid_and_surfaces(tiny_config, tiny_dataset):
     # the last 8 frames are MD: 4 at 300 K then 4 at 1500 K (liquid): hotter → larger forces
     rms = np.sqrt((ds.forces[-8:] ** 2).sum(axis=(1, 2)) / ds.n_atoms[-8:])
     assert rms[4:].mean() > 2 * rms[:4].mean()
+    # the liquid cells have the configured liquid density (mass / volume, g/cm³)
+    from ase.data import atomic_masses
+
+    grams = atomic_masses[13] * ds.n_atoms[-4:] / 6.02214076e23
+    density = grams / (np.abs(np.linalg.det(ds.cell[-4:])) * 1e-24)
+    liquid = tiny_config["dataset"]["generate"]["liquid_density"]
+    np.testing.assert_allclose(density, liquid, rtol=1e-5)  # Al mass: 26.9815 vs ASE 26.98154
+    solid = grams / (np.abs(np.linalg.det(ds.cell[-8:-4])) * 1e-24)
+    assert np.all(solid > 2.6)  # 300 K: the crystal (2.70 g/cm³ at a = 4.05 Å)
 
 
 def test_canonical_roundtrip(tmp_path, tiny_dataset):

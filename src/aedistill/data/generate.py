@@ -22,6 +22,8 @@ from ase.calculators.calculator import Calculator
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
+from aedistill.lammps import lattice_constant_for_density
+
 log = logging.getLogger(__name__)
 
 MD_TIMESTEP_FS = 2.0
@@ -90,7 +92,9 @@ def md_configs(
 
     Each (temperature, supercell) trajectory equilibrates for ``md_steps`` steps (above the
     melting point it first melts at 2500 K for ``md_steps``), then yields a snapshot every
-    ``md_interval`` steps.
+    ``md_interval`` steps. Below the melting point the cell is the thermally expanded
+    crystal; above it, the liquid at ``liquid_density`` (g/cm³, the liquid RDF run's
+    density), so the models are trained on the liquid they are tested on.
     """
     jobs = [(float(t), int(n)) for t in g["md_temperatures"] for n in g["supercells"]]
     counts = np.full(len(jobs), g["n_md"] // len(jobs))
@@ -100,7 +104,11 @@ def md_configs(
     for (temp, n), count in zip(jobs, counts, strict=True):
         if count == 0:
             continue
-        atoms = fcc_supercell(g["lattice_constant"] * (1 + 0.01 * temp / 1000), n)
+        if temp > MELT_TEMPERATURE_K:  # liquid at the density the RDF run simulates
+            a = lattice_constant_for_density(float(g["liquid_density"]))
+        else:  # solid, ~1 % thermal expansion per 1000 K
+            a = g["lattice_constant"] * (1 + 0.01 * temp / 1000)
+        atoms = fcc_supercell(a, n)
         _rattle(atoms, rng, g["rattle"])
         atoms.calc = calc
         if temp > MELT_TEMPERATURE_K:

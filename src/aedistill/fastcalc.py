@@ -246,11 +246,42 @@ def _pair_terms(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc):
     cuts = np.empty((n_pairs, 2))
     arg = np.empty((n_pairs, n_s))
     m = _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, arg)
+    return _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma)
+
+
+def _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma):
     sens = arg[:m]
     np.exp(sens, out=sens)
-    dsens = np.empty((m, n_s))
+    dsens = np.empty((m, len(mu_inv)))
     _pair_sensitivities(m, unit, cuts, mu_inv, sigma, sens, dsens)
     return sel, unit, sens, dsens, m
+
+
+def _directed_terms(pairs, mu_inv, sigma, rc):
+    """(sel, unit, sens, dsens, m) of a full neighbour list, each physical pair once; fills
+    ``pairs.pj`` and ``pairs.both`` (see :func:`_directed_geometry`)."""
+    n_pairs = len(pairs.pi)
+    sel = np.empty(n_pairs, np.int64)
+    unit = np.empty((n_pairs, 4))
+    cuts = np.empty((n_pairs, 2))
+    arg = np.empty((n_pairs, len(mu_inv)))
+    m = _directed_geometry(
+        pairs.pi,
+        pairs.pj_list,
+        pairs.rij,
+        pairs.n_first,
+        pairs.owner,
+        mu_inv,
+        sigma,
+        rc,
+        sel,
+        pairs.pj,
+        pairs.both,
+        unit,
+        cuts,
+        arg,
+    )
+    return _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma)
 
 
 @njit(cache=True)
@@ -431,53 +462,64 @@ def _env_backward_directed(pi, pj, both, sel, unit, sens, dsens, m, z, vec, g, g
 
 
 @njit(cache=True)
-def _select_half(pair_i, pair_j, rij, n_first, owner, out_i, out_j, out_both, out_r, out_idx):
-    """Keep each physical pair of a full list once; one pass, compacted into ``out_*``.
+def _directed_geometry(
+    pair_i, pair_j, rij, n_first, owner, mu_inv, sigma, rc, sel, pj_eff, both, unit, cuts, arg
+):
+    """:func:`_pair_geometry` over a full neighbour list, each physical pair kept once.
 
     A local-local pair is listed twice, (i, j) and (j, i): the (i < j) entry is kept with
     ``both`` set (it feeds both environments). A pair with a ghost j whose owner
     k = ``owner[j]`` is a listed local atom has a mirror entry (k, ghost of i): the entry
     with i < k is kept as the pair (i, k) with ``both`` set, the other dropped. Pairs to
     ghosts of unknown owner (``owner[j] < 0``) and self-images (k = i) are kept directed
-    (they feed i's environment only). Returns the number kept."""
+    (they feed i's environment only). For a kept entry p: ``sel[q] = p`` and
+    ``pj_eff[p]``/``both[p]``, the atom whose environment the reverse term feeds. Returns the
+    count kept within ``rc``."""
+    n_s = mu_inv.shape[0]
+    rc2 = rc * rc
+    half_pi_rc = 0.5 * math.pi / rc
     m = 0
     for p in range(pair_i.shape[0]):
         i = pair_i[p]
         j = pair_j[p]
-        local_j = j < n_first
-        if local_j:
+        if j < n_first:
             if j <= i:
                 continue
             k = j
-            both = True
+            two = True
         else:
             k = owner[j]
             if k < 0 or k >= n_first or k == i:
                 k = j
-                both = False
+                two = False
             elif k < i:
                 continue
             else:
-                both = True
-        out_i[m] = i
-        out_j[m] = k
-        out_both[m] = both
-        out_r[m, 0] = rij[p, 0]
-        out_r[m, 1] = rij[p, 1]
-        out_r[m, 2] = rij[p, 2]
-        out_idx[m] = p
+                two = True
+        rx = rij[p, 0]
+        ry = rij[p, 1]
+        rz = rij[p, 2]
+        d2 = rx * rx + ry * ry + rz * rz
+        if d2 > rc2:
+            continue
+        d = math.sqrt(d2)
+        inv = 1.0 / d
+        x = half_pi_rc * d
+        c = math.cos(x)
+        sel[m] = p
+        pj_eff[p] = k
+        both[p] = two
+        unit[m, 0] = rx * inv
+        unit[m, 1] = ry * inv
+        unit[m, 2] = rz * inv
+        unit[m, 3] = inv
+        cuts[m, 0] = c * c
+        cuts[m, 1] = -2.0 * c * math.sin(x) * half_pi_rc
+        for kk in range(n_s):
+            q = (inv - mu_inv[kk]) * sigma[kk]
+            arg[m, kk] = -0.5 * q * q
         m += 1
     return m
-
-
-@njit(cache=True)
-def _scatter_rows(src, idx, out):
-    """out[idx[q]] = src[q] (rows of 3)."""
-    for q in range(idx.shape[0]):
-        p = idx[q]
-        out[p, 0] = src[q, 0]
-        out[p, 1] = src[q, 1]
-        out[p, 2] = src[q, 2]
 
 
 class _PairState:
@@ -569,17 +611,20 @@ class _FastInteract(torch.nn.Module):
 
 
 class _DirectedPairs:
-    """Pairs of one evaluation (numpy): i (a local atom), j (local or ghost), r_ij = R_j − R_i
-    (Å), ``both`` (j is local: the pair also feeds atom j's environment) and the one-hot
-    species of every atom."""
+    """A full neighbour list of one evaluation (numpy): i (a local atom), j (local or ghost)
+    as listed, r_ij = R_j − R_i (Å), the owner of every atom (−1: unknown), the one-hot
+    species of every atom, and, filled by :func:`_directed_terms` for the kept entries, the
+    partner ``pj`` whose environment the reverse term feeds where ``both``."""
 
-    def __init__(self, pi, pj, both, rij, z_all):
+    def __init__(self, pi, pj_list, rij, owner, z_all, n_first):
         self.pi = pi
-        self.pj = pj
-        self.both = both
+        self.pj_list = pj_list
         self.rij = rij
+        self.owner = owner
         self.z_all = z_all
-        self.origin = np.zeros((len(z_all), 3))  # r_ij = origin[j] + r_ij − origin[i]
+        self.n_first = n_first
+        self.pj = np.empty(len(pi), np.int64)
+        self.both = np.empty(len(pi), np.bool_)
 
 
 class _DirectedEnvSum(torch.autograd.Function):
@@ -588,7 +633,7 @@ class _DirectedEnvSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, rij, pairs, n_first, mu_inv, sigma, rc, vec):
         st = pairs
-        sel, unit, sens, dsens, m = _pair_terms(st.origin, st.rij, st.pi, st.pj, mu_inv, sigma, rc)
+        sel, unit, sens, dsens, m = _directed_terms(st, mu_inv, sigma, rc)
         nf = st.z_all.shape[1]
         env = np.zeros((n_first, nf, len(mu_inv), 4 if vec else 1))
         _env_forward_directed(st.pi, st.pj, st.both, sel, unit, sens, m, st.z_all, vec, env)
@@ -798,30 +843,21 @@ class FastPairModel:
         n_all = len(elems)
         z_all = np.zeros((n_all, len(self.species_set) - 1))
         z_all[np.arange(n_all), np.asarray(elems, dtype=np.int64)] = 1.0
-        # A full list holds every pair twice, (i, j) and (j, i) or its periodic mirror:
-        # evaluate each once into both environments where the partner is known (_select_half)
         n_pairs = len(pair_i)
         if owner is None:
             owner = np.full(n_all, -1, dtype=np.int64)
-        pi = np.empty(n_pairs, np.int64)
-        pj = np.empty(n_pairs, np.int64)
-        both = np.empty(n_pairs, np.bool_)
-        rij64 = np.empty((n_pairs, 3))
-        keep = np.empty(n_pairs, np.int64)
-        m = _select_half(
-            np.ascontiguousarray(pair_i),
-            np.ascontiguousarray(pair_j),
-            np.ascontiguousarray(rij, dtype=np.float64).reshape(n_pairs, 3),
-            n_first,
-            np.ascontiguousarray(owner, dtype=np.int64),
-            pi,
-            pj,
-            both,
+        # A full list holds every pair twice, (i, j) and (j, i) or its periodic mirror: each
+        # is evaluated once into both environments where the partner is known; the dropped
+        # entries keep dE/dr = 0 (_directed_geometry)
+        rij64 = np.ascontiguousarray(rij, dtype=np.float64).reshape(n_pairs, 3)
+        pairs = _DirectedPairs(
+            np.ascontiguousarray(pair_i, dtype=np.int64),
+            np.ascontiguousarray(pair_j, dtype=np.int64),
             rij64,
-            keep,
+            np.ascontiguousarray(owner, dtype=np.int64),
+            z_all,
+            n_first,
         )
-        pi, pj, both, rij64, keep = pi[:m], pj[:m], both[:m], rij64[:m], keep[:m]
-        pairs = _DirectedPairs(pi, pj, both, rij64, z_all)
         rij_t = torch.from_numpy(rij64).requires_grad_(True)
         self.holder.pairs, self.holder.rij = pairs, rij_t
         z = torch.from_numpy(z_all[:n_first]).to(self.dtype)
@@ -838,10 +874,11 @@ class FastPairModel:
                     feats = feats[1:]
                 atom_en = sum(lay(x) for x, lay in zip(feats, he.layers, strict=True))
                 energy = atom_en.sum()
-                grad_np = np.zeros((n_pairs, 3))  # the dropped reverse pairs carry 0
-                if m:
+                if n_pairs:
                     (grad,) = torch.autograd.grad(energy, rij_t)
-                    _scatter_rows(grad.numpy(), keep, grad_np)
+                    grad_np = grad.numpy()
+                else:
+                    grad_np = np.zeros((0, 3))
         finally:
             self.holder.pairs, self.holder.rij = None, None
         eps = atom_en.detach().double().numpy()[:, 0]

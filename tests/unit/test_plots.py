@@ -191,18 +191,12 @@ def test_role_style_fixed_and_distinct():
 
 def test_fig3_marks_fused_liquids(tables, tmp_path):
     rdf = pd.read_csv(tables["rdf_errors"])
-    rdf["fused"] = (rdf["role"] == "student") & (rdf["seed"] == 0)
-    rdf.to_csv(tmp_path / "rdf.csv", index=False)
-    notes = plots.make_figure(
-        "fig3", tmp_path / "fig3.png", tmp_path / "fig3.pdf", tables["models"],
-        rdf_csv=tmp_path / "rdf.csv",
-    )  # fmt: skip
-    _check(tmp_path, "fig3")
-    assert any("fused" in n for n in notes)
-    rdf["fused"] = False
-    rdf.to_csv(tmp_path / "rdf.csv", index=False)
-    notes = plots.make_figure(
-        "fig3", tmp_path / "fig3.png", tmp_path / "fig3.pdf", tables["models"],
-        rdf_csv=tmp_path / "rdf.csv",
-    )  # fmt: skip
-    assert not any("fused" in n for n in notes)
+    for fused, noted in (((rdf["role"] == "student") & (rdf["seed"] == 0), True), (False, False)):
+        rdf["fused"] = fused
+        rdf.to_csv(tmp_path / "rdf.csv", index=False)
+        notes = plots.make_figure(
+            "fig3", tmp_path / "fig3.png", tmp_path / "fig3.pdf", tables["models"],
+            rdf_csv=tmp_path / "rdf.csv",
+        )  # fmt: skip
+        _check(tmp_path, "fig3")
+        assert any("fused" in n for n in notes) == noted

@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # LAMMPS Python module with ML-IAP + PYTHON + MEAM, built from source once, then cached.
-$(VENV)/.lammps: scripts/install_lammps.sh $(VENV)/.installed
+$(VENV)/.lammps: scripts/install_lammps.sh scripts/lammps-mliap.patch $(VENV)/.installed
 	bash scripts/install_lammps.sh $(VENV)
 	touch $@
 

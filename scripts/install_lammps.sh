@@ -27,13 +27,16 @@ PACKAGES="ML-IAP ML-SNAP PYTHON MEAM MANYBODY"
 CMAKE_FLAGS=(-D CMAKE_BUILD_TYPE=Release -D BUILD_SHARED_LIBS=on -D BUILD_MPI=off -D BUILD_OMP=on
   -D MLIAP_ENABLE_PYTHON=on -D WITH_JPEG=off -D WITH_PNG=off -D WITH_FFMPEG=off)
 for p in $PACKAGES; do CMAKE_FLAGS+=(-D "PKG_$p=on"); done
-# the wheel is reused only if it was built with these flags and the weights_only patch
-STAMP="$VERSION ${CMAKE_FLAGS[*]} patch=weights_only_false"
+# the wheel is reused only if it was built with these flags and these patches
+PATCH=$(cd "$(dirname "$0")" && pwd)/lammps-mliap.patch
+STAMP="$VERSION ${CMAKE_FLAGS[*]} patch=weights_only_false+$(sha256sum < "$PATCH" | cut -c1-12)"
 t0=$SECONDS; step() { echo "== install_lammps [$((SECONDS - t0))s] $*"; }
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# python check: does this venv's lammps have everything? (run outside any source tree)
+# python check: does this venv's lammps have everything, built with these flags and
+# patches? (run outside any source tree)
 have_lammps() {
+  [ "$(cat "$VENV/.lammps-stamp" 2>/dev/null)" = "$STAMP" ] || return 1
   (cd / && "$PY" - "$VERSION" $PACKAGES <<'EOF'
 import sys
 try:
@@ -63,7 +66,7 @@ else
   # 1. build tools. --no-upgrade: never upgrade an installed package. python3-dev/-venv
   #    only matter for a venv built on Debian's /usr/bin/python3.
   PKGS=()
-  for t in cmake:cmake g++:g++ make:make xz:xz-utils; do command -v "${t%%:*}" >/dev/null || PKGS+=("${t#*:}"); done
+  for t in cmake:cmake g++:g++ make:make xz:xz-utils patch:patch; do command -v "${t%%:*}" >/dev/null || PKGS+=("${t#*:}"); done
   [ -f "$("$PY" -c 'import sysconfig;print(sysconfig.get_paths()["include"])')/Python.h" ] || PKGS+=(python3-dev)
   "$PY" -c 'import ensurepip' 2>/dev/null || PKGS+=(python3-venv)   # install-python makes a venv
   if [ ${#PKGS[@]} -gt 0 ]; then
@@ -101,6 +104,15 @@ else
   # (idempotent; without it, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is needed at run time).
   sed -i 's/torch\.load(str_fname)/torch.load(str_fname, weights_only=False)/' \
     "$SRCDIR"/src/ML-IAP/mliap_unified_couple.pyx "$SRCDIR"/src/ML-IAP/mliap_model_python_couple.pyx
+  # ML-IAP speed (scripts/lammps-mliap.patch, applied once): (a) MLIAPData sized its
+  # lmp_firstneigh copy atoms x all pairs (quadratic; ~4k page faults per step at 4k atoms),
+  # now atoms x most neighbours of one atom; (b) a unified model may ask for a half
+  # neighbour list (request_half_list; LAMMPS answers half_list = True), so that each pair
+  # is listed, copied and summed once (aedistill's fast model asks in one-process runs).
+  if ! patch -d "$SRCDIR" -p1 -R --dry-run -s -f < "$PATCH" >/dev/null 2>&1; then
+    step "patching ML-IAP ($PATCH)"
+    patch -d "$SRCDIR" -p1 -N -s < "$PATCH"
+  fi
 
   # 3. configure (Python_EXECUTABLE pins the venv; optional image libraries off so the
   #    result does not depend on which -dev packages exist), 4. compile (incremental).
@@ -152,5 +164,21 @@ pe_ref = R.get_thermo("pe")
 version = R.version()
 R.close()
 assert abs(pe_ml - pe_ref) < 1e-6, (pe_ml, pe_ref)
-print(f"== install_lammps: LAMMPS {version} OK ({' '.join(sys.argv[1:])}; mliap unified = lj/cut)")
+# the ML-IAP patch: a model that asks for a half neighbour list gets one (and is told so):
+# the bundled LJ model, written for a full list, then sees each pair once -> half the energy
+H = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+lammps.mliap.activate_mliappy(H)
+H.commands_string(SETUP)
+full, half = MLIAPUnifiedLJ(["Ar"]), MLIAPUnifiedLJ(["Ar"])
+half.request_half_list = True
+pe = []
+for model in (full, half):
+    lammps.mliap.load_unified(model)
+    H.commands_string("pair_style mliap unified EXISTS 0\npair_coeff * * Ar\nrun 0")
+    pe.append(H.get_thermo("pe"))
+H.close()
+assert half.half_list and not getattr(full, "half_list", False), "ML-IAP half-list patch missing"
+assert abs(pe[1] - 0.5 * pe[0]) < 1e-9 * abs(pe[0]), pe
+print(f"== install_lammps: LAMMPS {version} OK ({' '.join(sys.argv[1:])}; mliap unified = lj/cut; half lists)")
 EOF
+echo "$STAMP" > "$VENV/.lammps-stamp"

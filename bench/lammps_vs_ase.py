@@ -7,10 +7,11 @@ NVE of a cubic fcc Al supercell (4 n³ atoms; n = 10: 4,000 atoms) at 300 K, 1 f
 thread, untrained models (weights do not change speed), the same 1 Å neighbour skin in both. Times per atom-step of: ASE with
 aedistill's fast calculator (the pipeline's default) and LAMMPS with the two ML-IAP exports
 (``fast`` = aedistill.mliap_model, the default, and ``hippynn`` = hippynn's MLIAPInterface);
-``fast`` runs as the pipeline does (attached to the LAMMPS instance: each pair to a ghost atom
-evaluated once) and as a user's input script would load the file (``fast, file``: pairs to
-ghosts evaluated from both sides). First line: LAMMPS with an ML-IAP model that does no
-work (its floor for this system). The ``in model`` column is the part of the attached
+``fast`` runs as the pipeline does (attached to the LAMMPS instance: a half neighbour list from
+the patched ML-IAP of scripts/install_lammps.sh, each pair evaluated once) and as a user's
+input script would load the file (``fast, file``: a full list, pairs to ghosts evaluated from
+both sides). First lines: LAMMPS with an ML-IAP model that does no work, with a full and with
+a half neighbour list (LAMMPS' floor for this system). The ``in model`` column is the part of the attached
 ``fast`` step spent inside the model's ``compute_forces`` (the rest is LAMMPS: neighbour
 lists, ML-IAP's pair arrays, integration). Prints LAMMPS / ASE ratios (goal of issue 6: LAMMPS ≤ ASE, i.e. ratio ≤ 1, at ≥ 4k atoms).
 Requires the LAMMPS module built by scripts/install_lammps.sh.
@@ -52,10 +53,10 @@ class _ModelClock:
         self.cls.compute_forces = self.orig
 
 
-def null_pair_commands(lmp, rc: float) -> list[str]:
+def null_pair_commands(lmp, rc: float, half: bool = False) -> list[str]:
     """ML-IAP unified model that does no work (zero energy, zero pair forces): what LAMMPS'
     ML-IAP machinery costs per step with a free model (pair arrays, Python call, force
-    accumulation, neighbour lists, integration)."""
+    accumulation, neighbour lists, integration); ``half``: asks for a half neighbour list."""
     import lammps.mliap
     from lammps.mliap.mliap_unified_abc import MLIAPUnified
 
@@ -78,7 +79,9 @@ def null_pair_commands(lmp, rc: float) -> list[str]:
             data.energy = 0.0
             data.update_pair_forces(self.zeros[:n])
 
-    lammps.mliap.load_unified(NullModel())
+    model = NullModel()
+    model.request_half_list = half
+    lammps.mliap.load_unified(model)
     return ["pair_style mliap unified EXISTS 0", "pair_coeff * * Al"]
 
 
@@ -87,7 +90,7 @@ def lammps_loop(
 ) -> tuple[float, float]:
     """Seconds per step per atom of LAMMPS NVE (setup and warm-up excluded), and of that the
     part inside a ``fast`` model's compute_forces (0 for other exports). ``mliap=None``: the
-    no-work model of :func:`null_pair_commands` (7.5 Å cutoff)."""
+    no-work model of :func:`null_pair_commands` (7.5 Å cutoff; ``attach``: half list)."""
     from aedistill.lammps import AL_MASS, mliap_pair_commands, new_lammps
 
     lmp = new_lammps()
@@ -106,7 +109,7 @@ def lammps_loop(
                     *(
                         mliap_pair_commands(lmp, mliap, ["Al"], attach=attach)
                         if mliap is not None
-                        else null_pair_commands(lmp, 7.5)
+                        else null_pair_commands(lmp, 7.5, half=attach)
                     ),
                     f"neighbor {SKIN} bin",  # the ASE fast calculator's Verlet skin
                     "velocity all create 300 12345 loop geom",
@@ -140,8 +143,10 @@ def main() -> None:
 
     n_atoms = 4 * a.supercell**3
     print(f"{n_atoms} atoms, {a.steps} NVE steps after warm-up, 1 thread; µs per atom-step")
-    floor, _ = lammps_loop(None, a.supercell, a.steps)
-    print(f"LAMMPS ML-IAP with a model that does no work: {us(floor)} per atom-step")
+    for half in (False, True):
+        floor, _ = lammps_loop(None, a.supercell, a.steps, attach=half)
+        kind = "half" if half else "full"
+        print(f"LAMMPS ML-IAP, a model that does no work, {kind} list: {us(floor)} per atom-step")
     print(
         f"{'arch':>12} {'ASE fast':>11} {'LAMMPS fast':>11} {'(in model)':>11} "
         f"{'fast, file':>11} {'hippynn':>11}  ratios to ASE"

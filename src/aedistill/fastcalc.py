@@ -274,6 +274,7 @@ def _directed_terms(pairs, mu_inv, sigma, rc):
         pairs.rij,
         pairs.n_first,
         pairs.owner,
+        pairs.half,
         mu_inv,
         sigma,
         rc,
@@ -466,7 +467,7 @@ def _env_backward_directed(pi, pj, both, sel, unit, sens, dsens, m, z, vec, g, g
 
 @njit(cache=True)
 def _directed_geometry(
-    pair_i, pair_j, rij, n_first, owner, mu_inv, sigma, rc, sel, pj_eff, both, unit, cuts, arg
+    pair_i, pair_j, rij, n_first, owner, half, mu_inv, sigma, rc, sel, pj_eff, both, unit, cuts, arg
 ):
     """:func:`_pair_geometry` over a full neighbour list, each physical pair kept once.
 
@@ -475,7 +476,10 @@ def _directed_geometry(
     k = ``owner[j]`` is a listed local atom has a mirror entry (k, ghost of i): the entry
     with i < k is kept as the pair (i, k) with ``both`` set, the other dropped. Pairs to
     ghosts of unknown owner (``owner[j] < 0``) and self-images (k = i) are kept directed
-    (they feed i's environment only). For a kept entry p: ``sel[q] = p`` and
+    (they feed i's environment only). With ``half`` the list is a half list (each physical
+    pair listed once, every ghost's owner known): every entry is kept, feeding both atoms
+    (i and the owner of j; a self-image feeds i twice, with opposite vectors). For a kept
+    entry p: ``sel[q] = p`` and
     ``pj_eff[p]``/``both[p]``, the atom whose environment the reverse term feeds. Returns the
     count kept within ``rc``. The per-pair body repeats :func:`_pair_geometry`'s on purpose:
     a shared njit helper made both kernels ~30 % slower here (bench/lammps_vs_ase.py)."""
@@ -486,7 +490,10 @@ def _directed_geometry(
     for p in range(pair_i.shape[0]):
         i = pair_i[p]
         j = pair_j[p]
-        if j < n_first:
+        if half:
+            k = j if j < n_first else owner[j]
+            two = True
+        elif j < n_first:
             if j <= i:
                 continue
             k = j
@@ -615,13 +622,14 @@ class _FastInteract(torch.nn.Module):
 
 
 class _DirectedPairs:
-    """A full neighbour list of one evaluation (numpy): i (a local atom), j (local or ghost)
+    """A full (``half``: half) neighbour list of one evaluation (numpy): i (a local atom), j (local or ghost)
     as listed, r_ij = R_j − R_i (Å), the owner of every atom (−1: unknown), the one-hot
     species of every atom, and, filled by :func:`_directed_terms` for the kept entries, the
     partner ``pj`` whose environment the reverse term feeds where ``both``."""
 
-    def __init__(self, pi, pj_list, rij, owner, z_all, n_first):
+    def __init__(self, pi, pj_list, rij, owner, z_all, n_first, half=False):
         self.pi = pi
+        self.half = half
         self.pj_list = pj_list
         self.rij = rij
         self.owner = owner
@@ -650,7 +658,8 @@ class _DirectedEnvSum(torch.autograd.Function):
         sel, unit, sens, dsens, m, vec = ctx.saved
         st = ctx.state
         g = np.ascontiguousarray(grad_env.detach().to(torch.float64).permute(0, 3, 2, 1).numpy())
-        grad_pair = np.zeros_like(st.rij)
+        # entries not kept (mirrors, beyond the cutoff) get dE/dr = 0; none in a half list
+        grad_pair = np.empty_like(st.rij) if m == len(st.rij) else np.zeros_like(st.rij)
         _env_backward_directed(
             st.pi, st.pj, st.both, sel, unit, sens, dsens, m, st.z_all, vec, g, grad_pair
         )
@@ -836,13 +845,16 @@ class FastPairModel:
         rij: np.ndarray,
         n_first: int,
         owner: np.ndarray | None = None,
+        half: bool = False,
     ) -> tuple[np.ndarray, float, np.ndarray]:
         """(ε of atoms 0..n_first−1 (eV), their sum (eV), dE/dr_ij (n_pairs, 3) eV/Å).
 
         ``elems``: element index (0-based, in ``species_set[1:]`` order) of every atom.
         ``owner`` (optional, one per atom): the local atom a ghost is an image of, −1 where
         unknown; with it each pair to a ghost is evaluated once instead of from both sides
-        (its kept entry carries the whole dE/dr, the mirror entry 0).
+        (its kept entry carries the whole dE/dr, the mirror entry 0). ``half``: the pairs are a
+        half list (each physical pair once, as LAMMPS gives a model that asks for one); needs
+        the owner of every ghost.
         """
         n_all = len(elems)
         z_all = np.zeros((n_all, len(self.species_set) - 1))
@@ -850,6 +862,8 @@ class FastPairModel:
         n_pairs = len(pair_i)
         if owner is None:
             owner = np.full(n_all, -1, dtype=np.int64)
+        if half and n_all > n_first and int(np.min(owner[n_first:])) < 0:
+            raise ValueError("a half neighbour list needs the local owner of every ghost atom")
         # A full list holds every pair twice, (i, j) and (j, i) or its periodic mirror: each
         # is evaluated once into both environments where the partner is known; the dropped
         # entries keep dE/dr = 0 (_directed_geometry)
@@ -861,6 +875,7 @@ class FastPairModel:
             np.ascontiguousarray(owner, dtype=np.int64),
             z_all,
             n_first,
+            half,
         )
         rij_t = torch.from_numpy(rij64).requires_grad_(True)
         self.holder.pairs, self.holder.rij = pairs, rij_t

@@ -8,11 +8,16 @@ and the energy head as the model's own torch modules, and only on LAMMPS' *local
 (ghost atoms only contribute their one-hot species). Same energies and forces
 (``tests/integration/test_lammps.py`` compares both exports with the ASE calculator).
 
-A full neighbour list holds every pair twice. Pairs of two local atoms are evaluated once;
-a pair to a ghost atom is evaluated once too when the model knows which local atom each ghost
-images (:meth:`FastMLIAPModel.attach` gives it the LAMMPS instance, whose atom tags say so;
-:func:`aedistill.lammps.mliap_pair_commands` attaches it). A model loaded by LAMMPS from the file
-alone evaluates a pair to a ghost from both sides: same energies and forces, slower.
+ML-IAP hands a model a full neighbour list, which holds every pair twice. Pairs of two local
+atoms are evaluated once; a pair to a ghost atom is evaluated once too when the model knows
+which local atom each ghost images (:meth:`FastMLIAPModel.attach` gives it the LAMMPS instance,
+whose atom tags say so; :func:`aedistill.lammps.mliap_pair_commands` attaches it). Attached in
+a one-process run, the model also asks for a *half* list (``request_half_list``): the LAMMPS
+that ``scripts/install_lammps.sh`` builds (patched ML-IAP, ``scripts/lammps-mliap.patch``) then
+builds, copies and sums each pair once instead of twice, and says so (``half_list``); an
+unpatched LAMMPS ignores the request and the model keeps to the full list. A model loaded by
+LAMMPS from the file alone evaluates a pair to a ghost from both sides: same energies and
+forces, slower.
 
 Loading the pickled file in LAMMPS imports this module: the LAMMPS Python must have
 ``aedistill`` installed (it does in the project's venv). Only one interaction layer.
@@ -48,13 +53,24 @@ class FastMLIAPModel(MLIAPUnified):
         self.pair_model = model
         self._lmp = None
 
+    # Set before LAMMPS loads the model: ask the (patched) ML-IAP for a half neighbour list;
+    # set by the patched ML-IAP when it loads the model: the list is a half one.
+    request_half_list = False
+    half_list = False
+
     def attach(self, lmp) -> None:
-        """Read ghost atoms' owners from ``lmp``'s atom tags on every step (or ``None``)."""
+        """Read ghost atoms' owners from ``lmp``'s atom tags on every step (or ``None``);
+        in a one-process run also ask for a half neighbour list (every ghost's owner is then a
+        local atom, so each pair can feed both atoms' environments)."""
         self._lmp = lmp
+        self.request_half_list = lmp is not None and lmp.extract_setting("world_size") == 1
+        self.half_list = False
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_lmp"] = None  # a LAMMPS instance is not part of the model
+        for run_only in ("request_half_list", "half_list", "interface"):
+            state.pop(run_only, None)  # set per LAMMPS run (interface: by ML-IAP)
         return state
 
     def __setstate__(self, state):
@@ -94,8 +110,13 @@ class FastMLIAPModel(MLIAPUnified):
             rij = np.zeros((0, 3))
         iatoms = np.asarray(data.iatoms)[:n_list]
         n_first = int(iatoms.max()) + 1  # pair_i holds listed atoms only
+        owner = self._owners(data, iatoms)
+        if self.half_list and owner is None:
+            raise ValueError(
+                "a half neighbour list needs atom IDs to find ghost owners (atom_modify id yes)"
+            )
         eps, _, grad = self.pair_model.evaluate(
-            np.asarray(data.elems), pair_i, pair_j, rij, n_first, owner=self._owners(data, iatoms)
+            np.asarray(data.elems), pair_i, pair_j, rij, n_first, owner=owner, half=self.half_list
         )
         eatoms = np.ascontiguousarray(eps[iatoms], dtype=np.float64)
         data.eatoms = eatoms

@@ -62,12 +62,22 @@ def _structures():
     [("fast", True), ("fast", False), ("hippynn", True)],
     ids=["fast-attached", "fast-from-file", "hippynn"],
 )
-def test_lammps_equals_ase_calculator(tmp_path, arch, l_max, implementation, attach):
-    """``fast-attached`` evaluates each pair to a ghost once (ghost owners from LAMMPS' atom
-    tags), ``fast-from-file`` from both sides (the file loaded by LAMMPS, as in a user's
-    input script)."""
+def test_lammps_equals_ase_calculator(tmp_path, monkeypatch, arch, l_max, implementation, attach):
+    """``fast-attached`` gets a half neighbour list from the patched ML-IAP and evaluates each
+    pair once (ghost owners from LAMMPS' atom tags), ``fast-from-file`` a full list, each pair
+    to a ghost from both sides (the file loaded by LAMMPS, as in a user's input script)."""
     from aedistill.lammps import export_mliap, lammps_energy_forces
+    from aedistill.mliap_model import FastMLIAPModel
     from aedistill.models import make_calculator
+
+    lists = []  # the kind of neighbour list each fast-model call got
+    compute = FastMLIAPModel.compute_forces
+
+    def spy(self, data):
+        lists.append("half" if self.half_list else "full")
+        compute(self, data)
+
+    monkeypatch.setattr(FastMLIAPModel, "compute_forces", spy)
 
     model = _model(tmp_path, "m", arch, l_max)
     mliap = export_mliap(model, tmp_path / "m.mliap.pt", implementation)
@@ -80,6 +90,34 @@ def test_lammps_equals_ase_calculator(tmp_path, arch, l_max, implementation, att
         assert np.abs(f_ase).max() > 0.05, "forces too small for a meaningful comparison"
         assert np.abs(f_lmp - f_ase).max() <= 1e-4, name
         assert abs(e_lmp - e_ase) / len(atoms) <= 1e-5, name
+    if implementation == "fast":
+        assert set(lists) == {"half" if attach else "full"}
+
+
+def test_fast_model_asks_for_a_half_list_only_in_one_process_runs(tmp_path):
+    """A half list is only correct when every ghost's owner is local (one MPI process); the
+    request and LAMMPS' answer are per run, never saved with the model."""
+    import torch
+
+    from aedistill.lammps import export_mliap
+
+    class FakeLammps:
+        def __init__(self, world_size):
+            self.world_size = world_size
+
+        def extract_setting(self, name):
+            assert name == "world_size"
+            return self.world_size
+
+    path = export_mliap(_model(tmp_path, "m", Arch(1, 8, 4)), tmp_path / "m.mliap.pt", "fast")
+    model = torch.load(path, weights_only=False)
+    assert not model.request_half_list and not model.half_list  # loaded from the file alone
+    model.attach(FakeLammps(1))
+    assert model.request_half_list and not model.half_list  # until LAMMPS answers
+    model.half_list = True
+    assert not {"request_half_list", "half_list"} & set(model.__getstate__())
+    model.attach(FakeLammps(4))
+    assert not model.request_half_list and not model.half_list
 
 
 @pytest.mark.parametrize("implementation", ["fast", "hippynn"])

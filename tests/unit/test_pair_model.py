@@ -23,7 +23,9 @@ def _graph(slug: str, l_max: int = 1, interaction_layers: int = 1, seed: int = 0
 
 def _lammps_layout(atoms, cutoff: float):
     """Full neighbour list as LAMMPS builds it: local atoms first, each periodic image that
-    is a neighbour becomes a ghost atom; pairs (i local, j local or ghost), r_ij = R_j − R_i."""
+    is a neighbour becomes a ghost atom; pairs (i local, j local or ghost), r_ij = R_j − R_i.
+    Also the entries of a half list (each physical pair once: i < j, or an atom and its own
+    image with a positive shift)."""
     i, j, shifts = neighbor_list("ijS", atoms, cutoff)
     n = len(atoms)
     ghost_of: dict[tuple[int, int, int, int], int] = {}
@@ -40,12 +42,14 @@ def _lammps_layout(atoms, cutoff: float):
         pair_j[p] = ghost_of[key]
     rij = atoms.positions[j] + shifts @ atoms.cell.array - atoms.positions[i]
     elems = np.zeros(n + len(ghosts_src), dtype=np.int64)  # one element: Al
-    return elems, i, pair_j, rij, ghosts_src
+    positive = [tuple(s) > (0, 0, 0) for s in shifts]
+    half = (i < j) | ((i == j) & np.asarray(positive, dtype=bool))
+    return elems, i, pair_j, rij, ghosts_src, half
 
 
-@pytest.mark.parametrize("with_owner", [False, True], ids=["directed-ghosts", "ghost-owners"])
+@pytest.mark.parametrize("mode", ["directed-ghosts", "ghost-owners", "half-list"])
 @pytest.mark.parametrize("slug,l_max", [("L1-W8-S4", 1), ("L2-W16-S8", 1), ("L2-W16-S8", 0)])
-def test_pair_model_equals_hippynn_calculator(slug, l_max, with_owner):
+def test_pair_model_equals_hippynn_calculator(slug, l_max, mode):
     import ase.units
     from hippynn.interfaces.ase_interface import HippynnCalculator
 
@@ -58,11 +62,16 @@ def test_pair_model_equals_hippynn_calculator(slug, l_max, with_owner):
     e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces()
 
     model = FastPairModel(g.modules["network"], g.modules["henergy"])
-    elems, pi, pj, rij, ghosts = _lammps_layout(atoms, model.rc)
+    elems, pi, pj, rij, ghosts, half = _lammps_layout(atoms, model.rc)
     assert len(ghosts) > len(atoms)  # the small cell really needs ghost atoms
     owner = np.concatenate([np.arange(len(atoms)), np.asarray(ghosts, dtype=np.int64)])
+    with_owner = mode == "ghost-owners"
+    if mode == "half-list":  # as the patched ML-IAP gives it: each pair once, self-images too
+        assert half.sum() * 2 == len(pi) and (owner[pj[half]] == pi[half]).any()
+        pi, pj, rij = pi[half], pj[half], rij[half]
     eps, energy, grad = model.evaluate(
-        elems, pi, pj, rij, len(atoms), owner=owner if with_owner else None
+        elems, pi, pj, rij, len(atoms), owner=None if mode == "directed-ghosts" else owner,
+        half=mode == "half-list",
     )
     if with_owner:  # every pair to a ghost that is not a self-image is evaluated once
         ghost_pair = pj >= len(atoms)
@@ -100,3 +109,13 @@ def test_pair_model_without_pairs_gives_self_energies():
     eps, energy, grad = model.evaluate(np.zeros(2, dtype=np.int64), none, none, np.zeros((0, 3)), 2)
     assert grad.shape == (0, 3)
     assert eps[0] == pytest.approx(eps[1]) and energy == pytest.approx(2 * eps[0])
+
+
+def test_pair_model_half_list_needs_ghost_owners():
+    """Without owners a half list would lose the ghost side of each pair: refused."""
+    g = _graph("L1-W8-S4")
+    model = FastPairModel(g.modules["network"], g.modules["henergy"])
+    atoms = bulk("Al", "fcc", a=4.05).repeat((3, 2, 2))
+    elems, pi, pj, rij, _, half = _lammps_layout(atoms, model.rc)
+    with pytest.raises(ValueError, match="owner of every ghost"):
+        model.evaluate(elems, pi[half], pj[half], rij[half], len(atoms), half=True)

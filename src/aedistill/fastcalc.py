@@ -235,9 +235,8 @@ def _pair_sensitivities(m, unit, cuts, mu_inv, sigma, base, dsens):
 def _pair_terms(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc):
     """(sel, unit, sens, dsens, m) of the pairs within ``rc``.
 
-    The exponentials go through numpy's vectorised ``exp`` (measured 1.4 ns vs 19 ns per
-    call for libm's scalar exp inside a numba loop on this AVX-512 CPU); the arithmetic
-    around it stays in numba.
+    The exponentials go through torch's vectorised ``exp_`` in place on the numpy buffer
+    (:func:`_finish_terms`); the arithmetic around it stays in numba.
     """
     sel, unit, cuts, arg = _term_buffers(len(pi), len(mu_inv))
     m = _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, arg)
@@ -258,7 +257,10 @@ def _term_buffers(n_pairs: int, n_s: int):
 def _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma):
     """Sensitivities and their derivatives from the geometry kernels' rows 0..m−1."""
     sens = arg[:m]
-    np.exp(sens, out=sens)
+    # torch's SIMD exp (SLEEF), in place on the numpy buffer: per value 3.4 ns against
+    # numpy's 8.7 ns on this machine's AVX2 CPU (AVX-512 machines: numpy's 1.4 ns), and 19 ns
+    # for libm's scalar exp inside a numba loop; equal to 1 ulp
+    torch.from_numpy(sens).exp_()
     dsens = np.empty((m, len(mu_inv)))
     _pair_sensitivities(m, unit, cuts, mu_inv, sigma, sens, dsens)
     return sel, unit, sens, dsens, m

@@ -69,8 +69,10 @@ class FastMLIAPModel(MLIAPUnified):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_lmp"] = None  # a LAMMPS instance is not part of the model
-        for run_only in ("request_half_list", "half_list", "interface"):
-            state.pop(run_only, None)  # set per LAMMPS run (interface: by ML-IAP)
+        if "interface" in state:
+            state["interface"] = None  # ML-IAP's handle of the run that loaded the model
+        for run_only in ("request_half_list", "half_list"):
+            state.pop(run_only, None)  # set per LAMMPS run
         return state
 
     def __setstate__(self, state):

@@ -150,7 +150,9 @@ def main() -> None:
         "µs per atom-step"
     )
     for half in (False, True):
-        floor = min(lammps_loop(None, a.supercell, a.steps, attach=half)[0] for _ in range(a.repeats))
+        floor = min(
+            lammps_loop(None, a.supercell, a.steps, attach=half)[0] for _ in range(a.repeats)
+        )
         kind = "half" if half else "full"
         print(f"LAMMPS ML-IAP, a model that does no work, {kind} list: {us(floor)} per atom-step")
     print(

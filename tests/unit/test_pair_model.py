@@ -70,7 +70,12 @@ def test_pair_model_equals_hippynn_calculator(slug, l_max, mode):
         assert half.sum() * 2 == len(pi) and (owner[pj[half]] == pi[half]).any()
         pi, pj, rij = pi[half], pj[half], rij[half]
     eps, energy, grad = model.evaluate(
-        elems, pi, pj, rij, len(atoms), owner=None if mode == "directed-ghosts" else owner,
+        elems,
+        pi,
+        pj,
+        rij,
+        len(atoms),
+        owner=None if mode == "directed-ghosts" else owner,
         half=mode == "half-list",
     )
     if with_owner:  # every pair to a ghost that is not a self-image is evaluated once

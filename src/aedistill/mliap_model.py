@@ -112,13 +112,14 @@ class FastMLIAPModel(MLIAPUnified):
             rij = np.zeros((0, 3))
         iatoms = np.asarray(data.iatoms)[:n_list]
         n_first = int(iatoms.max()) + 1  # pair_i holds listed atoms only
-        owner = self._owners(data, iatoms)
-        if self.half_list and owner is None:
-            raise ValueError(
-                "a half neighbour list needs atom IDs to find ghost owners (atom_modify id yes)"
-            )
         eps, _, grad = self.pair_model.evaluate(
-            np.asarray(data.elems), pair_i, pair_j, rij, n_first, owner=owner, half=self.half_list
+            np.asarray(data.elems),
+            pair_i,
+            pair_j,
+            rij,
+            n_first,
+            owner=self._owners(data, iatoms),
+            half=self.half_list,  # refused there without the ghosts' owners
         )
         eatoms = np.ascontiguousarray(eps[iatoms], dtype=np.float64)
         data.eatoms = eatoms

@@ -121,20 +121,25 @@ def _check(out, name):
     assert png.stat().st_size > 5000 and pdf.stat().st_size > 2000
 
 
+def _figure(out, name, models_csv, **tables):
+    """Figure ``name`` into out/name.{png,pdf}, both files checked; returns its notes."""
+    notes = plots.make_figure(name, out / f"{name}.png", out / f"{name}.pdf", models_csv, **tables)
+    _check(out, name)
+    return notes
+
+
 @pytest.mark.parametrize("name", plots.FIGURES)
 def test_figure_complete_tables(tables, tmp_path, name):
-    notes = plots.make_figure(
+    notes = _figure(
+        tmp_path,
         name,
-        tmp_path / f"{name}.png",
-        tmp_path / f"{name}.pdf",
-        models_csv=tables["models"],
+        tables["models"],
         histories_csv=tables["histories"],
         efficiency_csv=tables["efficiency"],
         rdf_csv=tables["rdf_errors"],
         run="synthetic",
         learning_curve_archs=["L1-W8-S8", "L2-W32-S16"],
     )
-    _check(tmp_path, name)
     # complete tables: no note about missing data (fig5 has LAMMPS timings here)
     assert notes == []
 
@@ -143,17 +148,15 @@ def test_figure_complete_tables(tables, tmp_path, name):
 def test_figure_missing_optional_tables(tables, tmp_path, name):
     empty = tmp_path / "empty.csv"
     empty.write_text("role,arch,seed,rdf_error_A\n")
-    notes = plots.make_figure(
+    notes = _figure(
+        tmp_path,
         name,
-        tmp_path / f"{name}.png",
-        tmp_path / f"{name}.pdf",
-        models_csv=tables["models"],
+        tables["models"],
         histories_csv=tmp_path / "absent.csv",
         efficiency_csv=None,
         rdf_csv=empty,
         run="synthetic",
     )
-    _check(tmp_path, name)
     assert notes, "missing data must be reported in the figure"
 
 
@@ -161,16 +164,9 @@ def test_efficiency_rows_only_for_some_roles(tables, tmp_path):
     eff = pd.read_csv(tables["efficiency"])
     eff = eff[eff["role"] == "student"].drop(columns="lammps_time_per_step_per_atom_s")
     eff.to_csv(tmp_path / "eff.csv", index=False)
-    notes = plots.make_figure(
-        "fig2", tmp_path / "fig2.png", tmp_path / "fig2.pdf", tables["models"],
-        efficiency_csv=tmp_path / "eff.csv",
-    )  # fmt: skip
-    _check(tmp_path, "fig2")
+    notes = _figure(tmp_path, "fig2", tables["models"], efficiency_csv=tmp_path / "eff.csv")
     assert any("control" in n for n in notes)
-    notes5 = plots.make_figure(
-        "fig5", tmp_path / "fig5.png", tmp_path / "fig5.pdf", tables["models"],
-        efficiency_csv=tmp_path / "eff.csv",
-    )  # fmt: skip
+    notes5 = _figure(tmp_path, "fig5", tables["models"], efficiency_csv=tmp_path / "eff.csv")
     assert any("LAMMPS" in n for n in notes5)
 
 
@@ -194,9 +190,5 @@ def test_fig3_marks_fused_liquids(tables, tmp_path):
     for fused, noted in (((rdf["role"] == "student") & (rdf["seed"] == 0), True), (False, False)):
         rdf["fused"] = fused
         rdf.to_csv(tmp_path / "rdf.csv", index=False)
-        notes = plots.make_figure(
-            "fig3", tmp_path / "fig3.png", tmp_path / "fig3.pdf", tables["models"],
-            rdf_csv=tmp_path / "rdf.csv",
-        )  # fmt: skip
-        _check(tmp_path, "fig3")
+        notes = _figure(tmp_path, "fig3", tables["models"], rdf_csv=tmp_path / "rdf.csv")
         assert any("fused" in n for n in notes) == noted

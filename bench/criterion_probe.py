@@ -1,6 +1,6 @@
 """Pre-registered criterion probe: is the teacher clearly better than the smallest control?
 
-Builds the offline reference (emt or meam) with the schema's default families, trains one
+Builds the offline reference (emt, meam or ani-al-model) with the schema's default families, trains one
 teacher and one smallest control (seed 0) through the pipeline's own ``train_model`` and prints
 their test force RMSE and the ratio teacher / control (criterion: ≤ 0.5, see
 ``aedistill.study``). Run for each reference, e.g.::
@@ -25,16 +25,20 @@ from aedistill.training import train_model
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("source", choices=["emt", "meam"])
+    ap.add_argument("source", choices=["emt", "meam", "ani-al-model"])
+    ap.add_argument(
+        "--ani-al-model-dir", default=None, help="local copy of the ANI-Al model/ folder"
+    )
     ap.add_argument("--teacher", default="L3-W64-S20")
     ap.add_argument("--control", default="L1-W8-S4")
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", default="/tmp/criterion_probe")
     a = ap.parse_args()
-    cfg = validate_config(
-        {"dataset": {"source": a.source}, "training": {"batch_size": a.batch_size}}
-    )
+    dataset = {"source": a.source}
+    if a.ani_al_model_dir:
+        dataset["ani_al_model"] = {"local_dir": a.ani_al_model_dir}
+    cfg = validate_config({"dataset": dataset, "training": {"batch_size": a.batch_size}})
     d = Path(a.out) / a.source
     if not (d / "dataset.h5").exists():
         build(cfg, d / "dataset.h5", d / "split.json", d / "summary.json", d / "cache")

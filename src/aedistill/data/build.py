@@ -33,6 +33,10 @@ def build_dataset(config: Mapping[str, Any], cache_dir: str | os.PathLike[str]) 
         from aedistill.data.ani_al import build_ani_al_dataset
 
         return build_ani_al_dataset(config, cache_dir)
+    if source == "ani-al-model":
+        from aedistill.data.ani_al_model import build_ani_al_model_dataset
+
+        return build_ani_al_model_dataset(config, cache_dir)
     if source == "extxyz":
         from aedistill.data.extxyz import read_labelled_file
 
@@ -52,6 +56,7 @@ def summarize(ds: Dataset) -> dict[str, Any]:
         "energy_per_atom_eV_max": float((ds.energy / n).max()),
         "max_abs_force_eV_per_A": float(np.abs(ds.forces).max()),
         "has_atom_energies": ds.atom_energies is not None,
+        **ds.info,
     }
 
 

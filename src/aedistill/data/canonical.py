@@ -12,16 +12,18 @@ dataset             shape                   meaning / unit
 ``energy``          (n_conf,)               total energy, eV
 ``forces``          (n_conf, n_max, 3)      eV/Å
 ``atom_energies``   (n_conf, n_max)         optional: exact per-atom energies, eV
+``energy_member_``  (n_conf,)               optional: std of the total energy over
+``std``                                     the reference ensemble's members, eV
 ==================  ======================  =====================================
 
-File attributes: ``source`` (emt, meam, ani-al, extxyz), ``units`` ("eV, Å").
+File attributes: ``source`` (emt, meam, ani-al, ani-al-model, extxyz), ``units`` ("eV, Å").
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -45,6 +47,10 @@ class Dataset:
     forces: np.ndarray
     atom_energies: np.ndarray | None = None
     source: str = "unknown"
+    #: (n_conf,) eV: spread of the reference's ensemble members (ani-al-model), else None
+    energy_member_std: np.ndarray | None = None
+    #: facts about how the data was made, merged into ``summary.json`` (not stored in HDF5)
+    info: dict = field(default_factory=dict)
 
     @property
     def n_conf(self) -> int:
@@ -58,6 +64,7 @@ class Dataset:
     def subset(self, idx: np.ndarray) -> Dataset:
         """Configurations ``idx`` (same padding)."""
         ae = None if self.atom_energies is None else self.atom_energies[idx]
+        spread = None if self.energy_member_std is None else self.energy_member_std[idx]
         return Dataset(
             self.species[idx],
             self.positions[idx],
@@ -67,6 +74,8 @@ class Dataset:
             self.forces[idx],
             ae,
             self.source,
+            spread,
+            dict(self.info),
         )
 
     def to_atoms(self, i: int):
@@ -139,6 +148,8 @@ def validate_dataset(ds: Dataset, where: str, allowed_species: Sequence[int]) ->
     }
     if ds.atom_energies is not None:
         expected["atom_energies"] = (n, n_max)
+    if ds.energy_member_std is not None:
+        expected["energy_member_std"] = (n,)
     for name, shape in expected.items():
         got = getattr(ds, name).shape
         if got != shape:
@@ -191,6 +202,10 @@ def save_dataset(path: str | os.PathLike[str], ds: Dataset) -> None:
             f.create_dataset("pbc", data=ds.pbc.astype(bool))
             if ds.atom_energies is not None:
                 f.create_dataset("atom_energies", data=ds.atom_energies.astype(np.float64))
+            if ds.energy_member_std is not None:
+                f.create_dataset(
+                    "energy_member_std", data=np.asarray(ds.energy_member_std, dtype=np.float64)
+                )
 
 
 def load_dataset(path: str | os.PathLike[str]) -> Dataset:
@@ -201,6 +216,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
     try:
         with h5py.File(p, "r") as f:
             ae = f["atom_energies"][()] if "atom_energies" in f else None
+            spread = f["energy_member_std"][()] if "energy_member_std" in f else None
             return Dataset(
                 species=f["species"][()],
                 positions=f["positions"][()],
@@ -210,6 +226,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
                 forces=f["forces"][()],
                 atom_energies=ae,
                 source=str(f.attrs.get("source", "unknown")),
+                energy_member_std=spread,
             )
     except (OSError, KeyError) as exc:
         raise UserInputError(f"{p}: not a readable canonical dataset ({exc})") from exc

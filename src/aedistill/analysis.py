@@ -66,6 +66,7 @@ ACCURACY_AXES = {
     "test_f_rmse": "test force RMSE (eV/Å)",
     "test_e_rmse": "test energy RMSE (eV/atom)",
     "rdf_error_A": "RDF error vs teacher (Å)",
+    "rdf_error_vs_exp_A": "RDF error vs experiment, 1198 K (Å)",
 }
 
 MODELS_REQUIRED = ("role", "arch", "seed", "n_weights", "test_e_rmse", "test_f_rmse")
@@ -111,12 +112,13 @@ def read_table(
 
 
 def read_rdf_errors(path: str | os.PathLike[str] | None) -> pd.DataFrame | None:
-    """Read ``tables/rdf_errors.csv`` without the reference model's own row (error 0 by
-    definition); ``None`` when absent or empty."""
+    """Read ``tables/rdf_errors.csv``; the reference model's own ``rdf_error_A`` (0 by
+    definition) becomes NaN, its error vs experiment stays. ``None`` when absent or empty."""
     df = read_table(path, ("role", "arch", "seed", "rdf_error_A"))
     if df is not None and "reference" in df.columns:
         name = df["role"] + "/" + df["arch"] + "/seed" + df["seed"].astype(str)
-        df = df[name != df["reference"]]
+        df = df.copy()
+        df.loc[name == df["reference"], "rdf_error_A"] = np.nan
     return None if df is None or df.empty else df
 
 
@@ -189,8 +191,10 @@ def summarise_points(
         cols = [c for c in COST_AXES if c != "n_weights" and c in efficiency.columns]
         if cols:
             parts.append(_agg(efficiency, keys, cols))
-    if rdf is not None and "rdf_error_A" in rdf.columns:
-        parts.append(_agg(rdf, keys, ["rdf_error_A"]))
+    if rdf is not None:
+        cols = [c for c in ("rdf_error_A", "rdf_error_vs_exp_A") if c in rdf.columns]
+        if cols:
+            parts.append(_agg(rdf, keys, cols))
     out = parts[0]
     for p in parts[1:]:
         out = out.merge(p, on=keys, how="left")

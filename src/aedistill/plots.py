@@ -59,6 +59,7 @@ T_LABEL = "time per MD step per atom (µs)"
 M_LABEL = "memory per atom (kB)"
 W_LABEL = "number of weights"
 RDF_LABEL = "RDF error vs teacher, ∫|g − g_T| dr (Å)"
+RDF_EXP_LABEL = "RDF error vs experiment (1198 K), ∫|g − g_exp| dr (Å)"
 
 
 def apply_style() -> None:
@@ -344,26 +345,28 @@ def fig3_accuracy_vs_weights(
     pdf: str | os.PathLike[str],
     run: str | None = None,
 ) -> list[str]:
-    """Fig 3: force RMSE (A), energy-per-atom RMSE (B) and RDF error (C) vs number of weights.
+    """Fig 3: force RMSE (A), energy-per-atom RMSE (B), RDF error vs the reference teacher
+    (C) and vs the 1198 K experiment (D) against the number of weights.
 
     Log x; mean ± std over seeds. Returns notes about missing data.
     """
     apply_style()
     all_roles = list(models["role"].unique())
     points = _points(models, None, rdf)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), constrained_layout=True)
     notes: list[str] = []
     drawn: set[str] = set()
     panels = (
         ("test_f_rmse", 1.0, F_LABEL),
         ("test_e_rmse", 1e3, E_LABEL),
         ("rdf_error_A", 1.0, RDF_LABEL),
+        ("rdf_error_vs_exp_A", 1.0, RDF_EXP_LABEL),
     )
-    for ax, (col, scale, ylabel), label in zip(axes, panels, "ABC", strict=True):
+    for ax, (col, scale, ylabel), label in zip(axes, panels, "ABCD", strict=True):
         _panel_label(ax, label)
-        if col == "rdf_error_A" and not _has(rdf, col):
+        if col.startswith("rdf_") and not _has(rdf, col):
             _note(ax, "no RDF errors\n(LAMMPS stage disabled or rdf_errors table empty)")
-            notes.append("C: no RDF data")
+            notes.append(f"{label}: no RDF data")
             continue
         drawn |= set(
             _scatter_roles(ax, points, "n_weights", col, all_roles, yscale=scale, connect=True)

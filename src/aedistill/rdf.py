@@ -9,6 +9,13 @@ frames. The (N − 1) normalisation makes an ideal gas give g = 1 exactly on ave
 ``r_max`` must be below half the shortest cell height (minimum image).
 
 RDF error between two g(r) on the same bins: ∫ |g_a − g_b| dr = Σ_k |Δg_k| Δr (Å).
+
+Ground truth: the experimental g(r) of liquid aluminium at 1198 K shipped in
+``aedistill/data/experimental/`` (from hippynn's repository, BSD-3; see the README there).
+The error vs experiment is the same measure over every bin of the model's g(r), i.e. over
+(0, ``lammps.rdf_rmax``] (≤ 10 Å, the experiment's range), with the experiment linearly
+interpolated onto the model's bin centres; it is reported only for RDF runs within
+:data:`EXPERIMENT_MAX_DT_K` of the experiment's temperature.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -130,12 +138,96 @@ def first_peak(r: np.ndarray, g: np.ndarray) -> float:
     return float(r[k])
 
 
+def _vertex(r: np.ndarray, g: np.ndarray, k: int) -> float:
+    """Position of the extremum at bin ``k`` refined by a parabola through k − 1, k, k + 1."""
+    if 0 < k < len(g) - 1:
+        denom = g[k - 1] - 2 * g[k] + g[k + 1]
+        if denom != 0:
+            shift = 0.5 * (g[k - 1] - g[k + 1]) / denom
+            if abs(shift) <= 1:
+                return float(r[k] + shift * (r[k + 1] - r[k]))
+    return float(r[k])
+
+
+def rdf_features(r: np.ndarray, g: np.ndarray) -> dict[str, float]:
+    """First peak, first minimum and second peak (Å) of a liquid's g(r).
+
+    First peak: :func:`first_peak`. The minimum and second peak are searched on g smoothed
+    over 3 bins (frame-averaged MD g(r) is noisy): the first minimum in (r₁, 1.75 r₁], the
+    second peak in (r_min, r_min + 2.5 Å] (liquid Al, experiment: 2.78, 3.90, 5.2 Å). An
+    extremum on the edge of its window (no turning point there, e.g. the second peak beyond
+    ``rdf_rmax``) is NaN.
+    """
+    r, g = np.asarray(r, float), np.asarray(g, float)
+    r1 = first_peak(r, g)
+    smooth = np.convolve(g, np.ones(3) / 3, mode="same")
+    out = {"first_peak_A": r1, "first_min_A": float("nan"), "second_peak_A": float("nan")}
+    window = np.flatnonzero((r > r1) & (r <= 1.75 * r1))
+    if window.size < 3:
+        return out
+    k = int(window[np.argmin(smooth[window])])
+    if k in (window[0], window[-1]):
+        return out
+    out["first_min_A"] = _vertex(r, smooth, k)
+    window = np.flatnonzero((r > r[k]) & (r <= r[k] + 2.5))
+    if window.size < 3:
+        return out
+    j = int(window[np.argmax(smooth[window])])
+    if j not in (window[0], window[-1]):
+        out["second_peak_A"] = _vertex(r, smooth, j)
+    return out
+
+
+#: temperature (K) of the shipped experimental liquid-Al g(r)
+EXPERIMENT_TEMPERATURE_K = 1198.0
+#: RDF runs further than this from the experiment's temperature get no error vs experiment
+EXPERIMENT_MAX_DT_K = 50.0
+
+
+def experimental_gr() -> tuple[np.ndarray, np.ndarray]:
+    """r (Å) and g of liquid aluminium at 1198 K (0-10 Å, 0.05 Å steps), shipped data."""
+    path = resources.files("aedistill.data") / "experimental" / "Al_1198K_gr.csv"
+    df = pd.read_csv(str(path))
+    return df["r_A"].to_numpy(float), df["g"].to_numpy(float)
+
+
+def rdf_error_vs_experiment(r: np.ndarray, g: np.ndarray) -> float:
+    """∫ |g − g_exp| dr (Å) over the model's equally spaced bins (centres ``r``, ≤ 10 Å)."""
+    r_exp, g_exp = experimental_gr()
+    r = np.asarray(r, float)
+    if r.max() > r_exp.max():
+        raise UserInputError(
+            f"RDF error vs experiment: bins reach {r.max():.2f} Å, the experiment only "
+            f"{r_exp.max():.1f} Å (lammps.rdf_rmax)"
+        )
+    return rdf_error(r, g, r, np.interp(r, r_exp, g_exp))
+
+
+RDF_TABLE_COLUMNS = [
+    "role",
+    "arch",
+    "seed",
+    "reference",
+    "rdf_error_A",
+    "rdf_error_vs_exp_A",
+    "first_peak_A",
+    "first_min_A",
+    "second_peak_A",
+    "first_peak_ok",
+    "min_r_A",
+    "fused",
+]
+
+
 def rdf_errors_table(
     entries: Iterable[tuple[str, str, int, str | os.PathLike[str]]],
     reference: tuple[str, str, int],
+    temperature_K: float | None = EXPERIMENT_TEMPERATURE_K,
 ) -> pd.DataFrame:
-    """Tidy table: role, arch, seed, reference, rdf_error_A, first_peak_A, first_peak_ok,
-    min_r_A, fused.
+    """Tidy table: role, arch, seed, reference, rdf_error_A (vs the reference teacher),
+    rdf_error_vs_exp_A (vs experiment; NaN unless ``temperature_K``, the RDF runs'
+    temperature, is within :data:`EXPERIMENT_MAX_DT_K` of 1198 K), first_peak_A,
+    first_min_A, second_peak_A (:func:`rdf_features`), first_peak_ok, min_r_A, fused.
 
     ``first_peak_ok``: the first peak lies in :data:`LIQUID_AL_FIRST_PEAK_A` (a physics check
     of the liquid; a reference outside it is also logged as a warning). ``min_r_A``: the
@@ -153,10 +245,22 @@ def rdf_errors_table(
     r_ref, g_ref = read_rdf(paths[ref_key])
     ref_name = f"{ref_key[0]}/{ref_key[1]}/seed{ref_key[2]}"
     lo, hi = LIQUID_AL_FIRST_PEAK_A
+    vs_exp = (
+        temperature_K is not None
+        and abs(float(temperature_K) - EXPERIMENT_TEMPERATURE_K) <= EXPERIMENT_MAX_DT_K
+    )
+    if not vs_exp:
+        log.warning(
+            "RDF at %s K: no error vs the %.0f K experiment (more than %.0f K apart)",
+            temperature_K,
+            EXPERIMENT_TEMPERATURE_K,
+            EXPERIMENT_MAX_DT_K,
+        )
     rows = []
     for role, arch, seed, path in entries:
         r, g = read_rdf(path)
-        peak = first_peak(r, g)
+        features = rdf_features(r, g)
+        peak = features["first_peak_A"]
         occupied = r[np.asarray(g) > 0]
         min_r = float(occupied.min()) if occupied.size else float("nan")
         fused = bool(min_r < FUSED_PAIR_DISTANCE_A)
@@ -186,24 +290,15 @@ def rdf_errors_table(
                 "seed": seed,
                 "reference": ref_name,
                 "rdf_error_A": rdf_error(r, g, r_ref, g_ref),
-                "first_peak_A": peak,
+                "rdf_error_vs_exp_A": rdf_error_vs_experiment(r, g) if vs_exp else float("nan"),
+                **features,
                 "first_peak_ok": bool(lo <= peak <= hi),
                 "min_r_A": min_r,
                 "fused": fused,
             }
         )
-    cols = [
-        "role",
-        "arch",
-        "seed",
-        "reference",
-        "rdf_error_A",
-        "first_peak_A",
-        "first_peak_ok",
-        "min_r_A",
-        "fused",
-    ]
-    return pd.DataFrame(rows, columns=cols).sort_values(["role", "arch", "seed"], ignore_index=True)
+    table = pd.DataFrame(rows, columns=RDF_TABLE_COLUMNS)
+    return table.sort_values(["role", "arch", "seed"], ignore_index=True)
 
 
 def write_rdf_errors(
@@ -211,11 +306,13 @@ def write_rdf_errors(
     rdf_paths: Iterable[str | os.PathLike[str]],
     reference: tuple[str, str, int],
     out_csv: str | os.PathLike[str],
+    temperature_K: float | None = EXPERIMENT_TEMPERATURE_K,
 ) -> pd.DataFrame:
-    """Write ``tables/rdf_errors.csv`` for ``models`` (role, arch, seed) with their rdf.csv."""
+    """Write ``tables/rdf_errors.csv`` for ``models`` (role, arch, seed) with their rdf.csv
+    (``temperature_K``: the RDF runs' temperature, ``lammps.temperature``)."""
     from aedistill.io import write_csv
 
     entries = [(*m, p) for m, p in zip(models, rdf_paths, strict=True)]
-    table = rdf_errors_table(entries, tuple(reference))
+    table = rdf_errors_table(entries, tuple(reference), temperature_K)
     write_csv(out_csv, table)
     return table

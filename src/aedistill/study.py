@@ -8,7 +8,10 @@ module reports
   ``CRITERION_RATIO`` × the smallest control's (mean over seeds);
 * per architecture, the paired (same arch and seed) student − control and
   student − matched_control differences in test F-RMSE and E/atom RMSE (mean ± std over seeds),
-  from :func:`aedistill.analysis.paired_table`.
+  from :func:`aedistill.analysis.paired_table`;
+* where the run has ``tables/rdf_errors.csv``: the reference teacher's 1200 K liquid — first
+  peak, first minimum, second peak (Å), closest pair and its error vs the 1198 K experiment
+  (:mod:`aedistill.rdf`).
 """
 
 from __future__ import annotations
@@ -56,6 +59,34 @@ def teacher_advantage(models: pd.DataFrame) -> dict[str, float | str | bool]:
     return out
 
 
+#: rdf_errors.csv columns reported for the reference teacher, as teacher_liquid_<column>
+TEACHER_LIQUID_COLUMNS = (
+    "first_peak_A",
+    "first_min_A",
+    "second_peak_A",
+    "min_r_A",
+    "rdf_error_vs_exp_A",
+)
+
+
+def teacher_liquid(run_dir: str | os.PathLike[str]) -> dict[str, float]:
+    """The reference teacher's liquid g(r) features from ``tables/rdf_errors.csv`` (NaN
+    where the run has no LAMMPS stage)."""
+    out = {f"teacher_liquid_{c}": math.nan for c in TEACHER_LIQUID_COLUMNS}
+    path = Path(run_dir) / "tables" / "rdf_errors.csv"
+    if not path.exists():
+        return out
+    df = pd.read_csv(path)
+    name = df["role"] + "/" + df["arch"] + "/seed" + df["seed"].astype(str)
+    ref = df[name == df["reference"]]
+    if ref.empty:
+        return out
+    row = ref.iloc[0]
+    return out | {
+        f"teacher_liquid_{c}": float(row[c]) for c in TEACHER_LIQUID_COLUMNS if c in row.index
+    }
+
+
 def _reference_name(run_dir: Path) -> str:
     """``<dataset source> (<run dir>)`` where the run has ``data/summary.json``, else the dir."""
     summary = run_dir / "data" / "summary.json"
@@ -73,7 +104,7 @@ def study_tables(run_dirs: Sequence[str | os.PathLike[str]]) -> tuple[pd.DataFra
         d = Path(d)
         models = read_models(d / "tables" / "models.csv")
         ref = _reference_name(d)
-        crit_rows.append({"reference": ref} | teacher_advantage(models))
+        crit_rows.append({"reference": ref} | teacher_advantage(models) | teacher_liquid(d))
         p = paired_table(models)
         p.insert(0, "reference", ref)
         paired_rows.append(p)

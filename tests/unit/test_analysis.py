@@ -261,18 +261,26 @@ def test_learning_curve_archs_default_and_check(tmp_path):
         analysis.learning_curve_archs(config)
 
 
-def test_rdf_reference_row_is_dropped(tmp_path):
+def test_rdf_reference_row_has_no_error_vs_itself_but_keeps_vs_experiment(tmp_path):
     p = tmp_path / "rdf.csv"
     p.write_text(
-        "role,arch,seed,reference,rdf_error_A,first_peak_A\n"
-        "teacher,T,0,teacher/T/seed0,0.0,2.7\n"
-        "teacher,T,1,teacher/T/seed0,0.05,2.7\n"
-        "student,A,0,teacher/T/seed0,0.2,2.7\n"
+        "role,arch,seed,reference,rdf_error_A,rdf_error_vs_exp_A,first_peak_A\n"
+        "teacher,T,0,teacher/T/seed0,0.0,0.31,2.7\n"
+        "teacher,T,1,teacher/T/seed0,0.05,0.33,2.7\n"
+        "student,A,0,teacher/T/seed0,0.2,0.4,2.7\n"
     )
-    df = analysis.read_rdf_errors(p)
-    assert sorted(zip(df.role, df.seed, strict=True)) == [("student", 0), ("teacher", 1)]
-    only_ref = tmp_path / "ref.csv"
-    only_ref.write_text(
-        "role,arch,seed,reference,rdf_error_A,first_peak_A\nteacher,T,0,teacher/T/seed0,0.0,2.7\n"
-    )
-    assert analysis.read_rdf_errors(only_ref) is None
+    df = analysis.read_rdf_errors(p).set_index(["role", "seed"])
+    assert np.isnan(df.loc[("teacher", 0), "rdf_error_A"])
+    assert df.loc[("teacher", 0), "rdf_error_vs_exp_A"] == 0.31
+    assert df.loc[("teacher", 1), "rdf_error_A"] == 0.05
+    points = analysis.summarise_points(
+        pd.DataFrame(
+            dict(role=["teacher", "student"], arch=["T", "A"], seed=[0, 0], n_weights=[9, 1])
+        ).assign(test_f_rmse=0.1, test_e_rmse=0.01),
+        rdf=analysis.read_rdf_errors(p),
+    ).set_index("role")
+    assert points.loc["teacher", "rdf_error_vs_exp_A_mean"] == pytest.approx(0.32)
+    assert points.loc["teacher", "rdf_error_A_mean"] == pytest.approx(0.05)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("role,arch,seed,reference,rdf_error_A\n")
+    assert analysis.read_rdf_errors(empty) is None

@@ -93,6 +93,7 @@ def synthetic_tables(
                             seed=seed,
                             reference=f"teacher/{teacher[0]}/seed0",
                             rdf_error_A=5 * f,
+                            rdf_error_vs_exp_A=0.3 + 5 * f,
                             first_peak_A=2.75,
                         )
                     )

@@ -10,10 +10,14 @@ from ase.build import bulk
 from aedistill.errors import UserInputError
 from aedistill.lammps import check_rdf_geometry, lammps_box, lattice_constant_for_density
 from aedistill.rdf import (
+    RDF_TABLE_COLUMNS,
+    experimental_gr,
     first_peak,
     radial_distribution,
     rdf_error,
+    rdf_error_vs_experiment,
     rdf_errors_table,
+    rdf_features,
 )
 
 
@@ -95,17 +99,8 @@ def test_rdf_errors_table(tmp_path):
         ("student", "L1-W8-S4", 1, paths["other"]),
     ]
     table = rdf_errors_table(entries, ("teacher", "L4-W128-S40", 0))
-    assert list(table.columns) == [
-        "role",
-        "arch",
-        "seed",
-        "reference",
-        "rdf_error_A",
-        "first_peak_A",
-        "first_peak_ok",
-        "min_r_A",
-        "fused",
-    ]
+    assert list(table.columns) == RDF_TABLE_COLUMNS
+    assert table["rdf_error_vs_exp_A"].notna().all()
     by_role = table.set_index("role")
     assert by_role.loc["teacher", "rdf_error_A"] == 0.0
     assert by_role.loc["student", "rdf_error_A"] == pytest.approx(0.2 * 6.9 + 0.2 * 0.1)
@@ -144,3 +139,45 @@ def test_fused_atom_pairs_are_flagged(tmp_path, caplog):
     assert not table.loc["teacher", "fused"] and table.loc["teacher", "min_r_A"] > 2.0
     assert table.loc["student", "fused"] and table.loc["student", "min_r_A"] == pytest.approx(0.25)
     assert "student/S/seed0: atom pairs at 0.25" in caplog.text
+
+
+def test_experimental_curve_features_are_the_published_ones():
+    """Liquid Al at 1198 K: first peak 2.75-2.80 Å, first minimum 3.90 Å, second peak 5.20 Å."""
+    r, g = experimental_gr()
+    assert r[0] == 0.0 and r[-1] == pytest.approx(10.0) and np.allclose(np.diff(r), 0.05)
+    f = rdf_features(r, g)
+    assert 2.75 <= f["first_peak_A"] <= 2.80
+    assert f["first_min_A"] == pytest.approx(3.90, abs=0.03)
+    assert f["second_peak_A"] == pytest.approx(5.20, abs=0.03)
+
+
+def test_features_of_a_curve_without_a_second_shell_are_nan():
+    r = np.linspace(0.025, 6.975, 140)
+    g = np.exp(-((r - 2.8) ** 2) / 0.05)  # one peak, then flat zero: no turning points
+    f = rdf_features(r, g)
+    assert f["first_peak_A"] == pytest.approx(2.8, abs=0.01)
+    assert np.isnan(f["first_min_A"]) and np.isnan(f["second_peak_A"])
+
+
+def test_rdf_error_vs_experiment_hand_values():
+    r = np.linspace(0.025, 6.975, 140)  # the model's bins (0.05 Å)
+    r_exp, g_exp = experimental_gr()
+    g = np.interp(r, r_exp, g_exp)
+    assert rdf_error_vs_experiment(r, g) == pytest.approx(0.0, abs=1e-12)
+    # shifted by 0.1 everywhere: ∫ |Δg| dr = 0.1 × 7 Å
+    assert rdf_error_vs_experiment(r, g + 0.1) == pytest.approx(0.7)
+    with pytest.raises(UserInputError, match="rdf_rmax"):
+        rdf_error_vs_experiment(np.linspace(0.05, 12.0, 100), np.ones(100))
+
+
+def test_no_error_vs_experiment_far_from_its_temperature(tmp_path, caplog):
+    r = np.linspace(0.05, 6.95, 70)
+    p = tmp_path / "ref.csv"
+    pd.DataFrame({"r_A": r, "g": 1 + np.exp(-((r - 2.8) ** 2) / 0.05)}).to_csv(p, index=False)
+    entries = [("teacher", "T", 0, p)]
+    near = rdf_errors_table(entries, ("teacher", "T", 0), temperature_K=1200.0)
+    assert near["rdf_error_vs_exp_A"].iloc[0] > 0
+    with caplog.at_level("WARNING"):
+        far = rdf_errors_table(entries, ("teacher", "T", 0), temperature_K=1500.0)
+    assert np.isnan(far["rdf_error_vs_exp_A"].iloc[0])
+    assert "no error vs the 1198 K experiment" in caplog.text

@@ -84,9 +84,21 @@ def test_study_tables_and_outputs(tmp_path):
     (tmp_path / "meam" / "data" / "summary.json").write_text('{"source": "meam"}')
     (tmp_path / "emt" / "data").mkdir()
     (tmp_path / "emt" / "data" / "summary.json").write_text('{"source": "ani-al"}')
+    # the meam run has a LAMMPS stage: its reference teacher's liquid is reported
+    (tmp_path / "meam" / "tables" / "rdf_errors.csv").write_text(
+        "role,arch,seed,reference,rdf_error_A,rdf_error_vs_exp_A,first_peak_A,first_min_A,"
+        "second_peak_A,first_peak_ok,min_r_A,fused\n"
+        "control,L1-W8-S4,0,teacher/L4-W128-S40/seed0,0.2,0.5,2.8,3.9,5.3,True,2.2,False\n"
+        "teacher,L4-W128-S40,0,teacher/L4-W128-S40/seed0,0.0,0.31,2.76,3.95,5.25,True,2.3,False\n"
+    )
     crit, paired = study_tables(dirs)
     assert list(crit["reference"]) == ["ani-al (emt)", "meam"]  # the data source names it
     assert list(crit["criterion_met"]) == [False, True]
+    liquid = crit.set_index("reference")
+    assert liquid.loc["meam", "teacher_liquid_first_peak_A"] == 2.76
+    assert liquid.loc["meam", "teacher_liquid_rdf_error_vs_exp_A"] == 0.31
+    assert liquid.loc["meam", "teacher_liquid_second_peak_A"] == 5.25
+    assert math.isnan(liquid.loc["ani-al (emt)", "teacher_liquid_first_peak_A"])
     row = paired[
         (paired.reference == "meam")
         & (paired.arch == "L1-W8-S4")

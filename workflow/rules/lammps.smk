@@ -90,6 +90,7 @@ if config["lammps"]["enabled"]:
         params:
             models=LAMMPS_MODELS,
             reference=RDF_REFERENCE,
+            temperature_K=config["lammps"]["temperature"],
         message:
             "RDF errors against {RDF_REFERENCE[0]} {RDF_REFERENCE[1]} seed {RDF_REFERENCE[2]}"
         script:

@@ -44,14 +44,22 @@ def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Compl
 
 
 @pytest.mark.parametrize(
-    "config", ["config.yaml", "test.yaml", "paper.yaml", "study/emt.yaml", "study/meam.yaml"]
+    "config",
+    [
+        "config.yaml",
+        "test.yaml",
+        "paper.yaml",
+        "study/emt.yaml",
+        "study/meam.yaml",
+        "study/ani-al-model.yaml",
+    ],
 )
 def test_dry_run_each_config(workdir, config):
     r = snakemake(workdir, "-n", "--configfile", f"config/{config}", timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
-@pytest.mark.parametrize("reference", ["emt", "meam"])
+@pytest.mark.parametrize("reference", ["emt", "meam", "ani-al-model"])
 def test_study_configs_differ_from_the_default_only_in_reference_and_stages(repo, reference):
     # the study compares references at the default run's budget: same families, split,
     # teachers, grid, seeds and training; only the source, run name and skipped stages differ
@@ -65,7 +73,12 @@ def test_study_configs_differ_from_the_default_only_in_reference_and_stages(repo
         assert study[key] == default[key], key
     for key in ("species", "generate", "split"):
         assert study["dataset"][key] == default["dataset"][key], key
-    assert not study["born_again"]["enabled"] and not study["lammps"]["enabled"]
+    assert not study["born_again"]["enabled"]
+    # LAMMPS runs only the reference teacher's liquid (no seeds beyond it)
+    assert study["lammps"]["enabled"] and study["lammps"]["seeds"] == []
+    assert {k: v for k, v in study["lammps"].items() if k != "seeds"} == {
+        k: v for k, v in default["lammps"].items() if k != "seeds"
+    }
 
 
 def test_data_stage_runs_for_real(workdir, tiny_dataset):

@@ -12,7 +12,6 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from aedistill.config import exit_on_bad_config
 
-
 # A --configfile given on the command line replaces config/config.yaml (it is not merged
 # on top of it): each config file is complete with the schema's defaults.
 if not workflow.overwrite_configfiles:

@@ -1,5 +1,9 @@
 # Stage 1: one canonical dataset + one split shared by every model.
 
+# The env that holds what the dataset source imports: MEAM labels come from LAMMPS
+# (envs/lammps.yaml also holds all of envs/train.yaml); tests/unit/test_envs.py checks it.
+DATASET_ENV = "lammps" if config["dataset"]["source"] == "meam" else "train"
+
 
 rule dataset:
     output:
@@ -11,7 +15,7 @@ rule dataset:
     benchmark:
         bench_of(paths.dataset(RUN))
     conda:
-        "../../envs/train.yaml"
+        f"../../envs/{DATASET_ENV}.yaml"
     threads: 1
     resources:
         mem_mb=4000,

@@ -158,6 +158,7 @@ for cf in sys.argv[1:]:
                 "conda": str((base / r.conda_env).resolve()) if r.conda_env else None,
                 "script": str((base / r.script).resolve()) if r.script else None,
                 "runs": runs,
+                "local": r.name in wf._localrules,
             }
         out[cf] = rules
 print(json.dumps(out))
@@ -197,6 +198,12 @@ def test_rule_listing_sees_the_workflow():
     assert rules["train_model"]["script"] == REPO / "workflow" / "scripts" / "train.py"
     # MEAM labels come from LAMMPS: that config's dataset job runs in the LAMMPS env
     assert _rules("config/study/meam.yaml")["dataset"]["conda"] == REPO / "envs" / "lammps.yaml"
+    # the ANI-Al downloads are local jobs (submit host: compute nodes may have no internet)
+    assert "download" not in rules
+    for configfile in ("config/paper.yaml", "config/study/ani-al-model.yaml"):
+        download = _rules(configfile)["download"]
+        assert download["local"] and download["runs"] == "script"
+        assert not _rules(configfile)["dataset"]["local"]
 
 
 @pytest.mark.parametrize("configfile", [str(c.relative_to(REPO)) for c in CONFIGS])

@@ -288,6 +288,35 @@ def check_rdf_geometry(settings: Mapping[str, Any]) -> float:
     return box
 
 
+# Cost of the RDF MD per atom and step, for the SLURM runtime of lammps_rdf: the `fast`
+# ML-IAP model attached to the project's patched LAMMPS, one thread, 4,000-atom fcc Al
+# (README speed table, `bench/lammps_vs_ase.py`): L1-W8-S4 9.24, L1-W16-S8 13.58,
+# L2-W64-S20 37.82 µs per atom-step. The pair kernels dominate and scale with
+# sensitivities × width; the line through the first and last point, base + slope × S·W,
+# gives 11.4 for the middle one (measured 13.6: -16 %). Larger models are extrapolated.
+RDF_COST_BASE_US = 8.51
+RDF_COST_PER_SW_US = 0.0229
+
+
+def rdf_cost_us(arch: str) -> float:
+    """Estimated µs per atom-step of the RDF MD for an architecture slug (``L2-W64-S20``)."""
+    from aedistill.arch import Arch
+
+    a = Arch.from_slug(arch)
+    return RDF_COST_BASE_US + RDF_COST_PER_SW_US * a.sensitivities * a.width
+
+
+def rdf_runtime_minutes(settings: Mapping[str, Any], arch: str, safety: float = 2.0) -> int:
+    """Wall-clock minutes to ask for one RDF run (``settings`` = the lammps section):
+    all melt + equilibration + production steps × atoms × :func:`rdf_cost_us`, times
+    ``safety`` (slower nodes, a loaded machine), plus 10 minutes of start-up."""
+    import math
+
+    n_atoms = 4 * int(settings["supercell"]) ** 3
+    steps = sum(int(settings[k]) for k in ("melt_steps", "equilibration_steps", "production_steps"))
+    return math.ceil(safety * steps * n_atoms * rdf_cost_us(arch) * 1e-6 / 60.0) + 10
+
+
 RESTART_STATE = "state.json"
 
 

@@ -55,11 +55,6 @@ if config["lammps"]["enabled"]:
         script:
             "../scripts/export_mliap.py"
 
-    def rdf_runtime(wildcards):
-        return min(
-            rdf_runtime_minutes(config["lammps"], wildcards.arch), RDF_MAX_RUNTIME
-        )
-
     # jobs capped at RDF_MAX_RUNTIME: one attempt per cap (+1 for a node failure); else the
     # profile's retries
     RDF_ATTEMPTS = max(
@@ -84,7 +79,9 @@ if config["lammps"]["enabled"]:
         threads: 1
         resources:
             mem_mb=4000,
-            runtime=rdf_runtime,
+            runtime=lambda wildcards: min(
+                rdf_runtime_minutes(config["lammps"], wildcards.arch), RDF_MAX_RUNTIME
+            ),
         params:
             settings=config["lammps"],
         message:

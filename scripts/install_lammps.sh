@@ -21,7 +21,8 @@
 # sudo); LAMMPS' upstream release tarball from GitHub (curl or wget; no root needed).
 # Idempotent: a venv whose lammps already has the packages is left alone (~1 s check); a
 # cached wheel built with the same flags is reinstalled (~1 s); otherwise a full build
-# (~3-5 min on 2 idle cores, 15 min on a loaded machine). Output: a few progress lines; details go to logs in the cache.
+# (~3-5 min on 2 idle cores; measured 24 min wall, 571 CPU-s, under nice on 2 cores at load 6).
+# Output: a few progress lines; details go to logs in the cache.
 set -euo pipefail
 FETCH_ONLY=0
 if [ "${1:-}" = "--fetch-only" ]; then FETCH_ONLY=1; shift; fi

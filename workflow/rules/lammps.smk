@@ -3,6 +3,10 @@
 # Named target: `rdf`. Skipped entirely when lammps.enabled is false.
 
 LAMMPS_SEEDS = set(config["lammps"]["seeds"])
+# RDF wall time from the config's sizes (aedistill.lammps.rdf_runtime_minutes: measured
+# per-atom-step costs, 2x safety), at most RDF_MAX_RUNTIME minutes per SLURM job; a job
+# that needs more resumes from its LAMMPS restart files in the next attempt (retries).
+RDF_MAX_RUNTIME = 1440
 # the reference g(r): teacher architecture, seed 0 (always run)
 RDF_REFERENCE = ("teacher", TEACHER_ARCH, 0)
 
@@ -27,6 +31,8 @@ LAMMPS_MODELS = list(
 
 if config["lammps"]["enabled"]:
 
+    from aedistill.lammps import rdf_runtime_minutes
+
     rule export_mliap:
         input:
             model=paths.model(RUN, "{role}", "{arch}", "{seed}"),
@@ -49,6 +55,14 @@ if config["lammps"]["enabled"]:
         script:
             "../scripts/export_mliap.py"
 
+    # jobs capped at RDF_MAX_RUNTIME: one attempt per cap (+1 for a node failure); else the
+    # profile's retries
+    RDF_ATTEMPTS = max(
+        -(-rdf_runtime_minutes(config["lammps"], a) // RDF_MAX_RUNTIME)
+        for _, a, _ in LAMMPS_MODELS
+    )
+    RDF_RETRIES = RDF_ATTEMPTS if RDF_ATTEMPTS > 1 else None
+
     rule lammps_rdf:
         input:
             mliap=paths.mliap_model(RUN, "{role}", "{arch}", "{seed}"),
@@ -59,12 +73,15 @@ if config["lammps"]["enabled"]:
             log_of(paths.rdf(RUN, "{role}", "{arch}", "{seed}")),
         benchmark:
             bench_of(paths.rdf(RUN, "{role}", "{arch}", "{seed}"))
+        retries: RDF_RETRIES
         conda:
             "../../envs/lammps.yaml"
         threads: 1
         resources:
             mem_mb=4000,
-            runtime=120,
+            runtime=lambda wildcards: min(
+                rdf_runtime_minutes(config["lammps"], wildcards.arch), RDF_MAX_RUNTIME
+            ),
         params:
             settings=config["lammps"],
         message:

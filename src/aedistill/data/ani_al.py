@@ -169,14 +169,21 @@ def read_ani_directory(
     return Dataset(species, pos, cell, pbc, energy, forces, None, source="ani-al")
 
 
+def fetch_archive(settings: Mapping[str, Any], cache_dir: str | os.PathLike[str]) -> Path:
+    """``<cache_dir>/Al-data.tgz``, downloaded if missing (``settings`` = dataset.ani_al),
+    verified either way. A copy placed there beforehand is used as is once it verifies."""
+    archive = Path(cache_dir) / "Al-data.tgz"
+    if not archive.exists():
+        download(settings["url"], archive, retries=settings["retries"])
+    verify_archive(archive, settings["sha256"], settings["git_blob_sha1"])
+    return archive
+
+
 def build_ani_al_dataset(config: Mapping[str, Any], cache_dir: str | os.PathLike[str]) -> Dataset:
     """Download (once, cached in ``cache_dir``), verify, extract and read ANI-Al."""
     a = config["dataset"]["ani_al"]
     cache = Path(cache_dir)
-    archive = cache / "Al-data.tgz"
-    if not archive.exists():
-        download(a["url"], archive, retries=a["retries"])
-    verify_archive(archive, a["sha256"], a["git_blob_sha1"])
+    archive = fetch_archive(a, cache)
     extracted = cache / "extracted"
     if not extracted.exists():
         with atomic_path(extracted) as tmp:  # extract to a temp dir, rename when complete

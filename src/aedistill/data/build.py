@@ -44,6 +44,22 @@ def build_dataset(config: Mapping[str, Any], cache_dir: str | os.PathLike[str]) 
     raise UserInputError(f"dataset.source: unknown source {source!r}")
 
 
+def download_source(config: Mapping[str, Any], cache_dir: str | os.PathLike[str]) -> list[Path]:
+    """Fetch what ``dataset.source`` needs from the internet into ``cache_dir`` and check it
+    (the workflow runs this as a local job on the submit host, which has internet where
+    compute nodes may not); offline sources need nothing. Returns the fetched paths."""
+    source = config["dataset"]["source"]
+    if source == "ani-al":
+        from aedistill.data.ani_al import fetch_archive
+
+        return [fetch_archive(config["dataset"]["ani_al"], cache_dir)]
+    if source == "ani-al-model":
+        from aedistill.data.ani_al_model import model_files, settings_of
+
+        return [model_files(settings_of(config), cache_dir)]
+    return []
+
+
 def summarize(ds: Dataset) -> dict[str, Any]:
     n = ds.n_atoms
     return {

@@ -57,6 +57,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as tF
+from numba import njit
+from torch.autograd.function import once_differentiable
 
 from aedistill.training import HISTORY_COLUMNS, RolePlan
 
@@ -205,6 +207,10 @@ class _Batch:
     zj: torch.Tensor | None  # (N, S, n_species) one-hot of the neighbour (None: 1 species)
     z: torch.Tensor  # (N, n_species) one-hot
     rev: torch.Tensor  # (N*S,) flat index of the reverse pair (N*S: a zero row)
+    jloc: np.ndarray  # (N, S) int64: batch-local index of each slot's neighbour (−1: padding)
+    count: np.ndarray  # (N,) int64: used slots per atom
+    zidx: np.ndarray  # (N, S) int64: element index of each slot's neighbour
+    nf: int  # number of elements (one-hot width)
     energy_per_atom: torch.Tensor  # (B,) eV/atom
     forces: torch.Tensor  # (N, 3) eV/Å
 
@@ -365,6 +371,262 @@ def _lay(m):
     return _blk(m)[0].base_layer
 
 
+# ----------------------------------------------------------------------------- fused kernels
+# The pair-level arithmetic (sensitivities and their distance derivative; pair forces) as
+# numba loops over (model, atom, used slot) with hand-written first derivatives: torch would
+# run ~40 separate elementwise passes over (M, N, S, K) arrays per step for the same work.
+# Only first derivatives are needed: the loss is differentiated once through these ops
+# (∂E/∂env, which needs second derivatives, is an atom-level torch graph).
+
+
+@njit(cache=True, fastmath=True)
+def _sens_arg(inv, cnt, muinv, sig, arg):
+    """arg[m, i, q, k] = −q²/2 with q = (1/d − 1/μ_k) σ_k (0 in padding slots)."""
+    M, K = muinv.shape
+    S = inv.shape[1]
+    for m in range(M):
+        for i in range(inv.shape[0]):
+            for q in range(cnt[i]):
+                x = inv[i, q]
+                for k in range(K):
+                    t = (x - muinv[m, k]) * sig[m, k]
+                    arg[m, i, q, k] = -0.5 * t * t
+            for q in range(cnt[i], S):
+                for k in range(K):
+                    arg[m, i, q, k] = 0.0
+
+
+@njit(cache=True, fastmath=True)
+def _sens_env(base, inv, cut, dcut, unit, cnt, zidx, nf, muinv, sig, s, ds, env):
+    """s = base·cut, ds/dd = base·(q σ cut / d² + cut') (0 in padding) and the environment
+    env[m, i, c, k·nf + f_j] = Σ_q U[i, q, c] s[m, i, q, k] (``env`` zeroed by the caller)."""
+    M, K = muinv.shape
+    S = inv.shape[1]
+    C = env.shape[2]
+    for m in range(M):
+        for i in range(inv.shape[0]):
+            for q in range(cnt[i]):
+                x = inv[i, q]
+                c = cut[i, q]
+                dc = dcut[i, q]
+                x2c = x * x * c
+                f = zidx[i, q]
+                for k in range(K):
+                    b = base[m, i, q, k]
+                    t = (x - muinv[m, k]) * sig[m, k]
+                    sv = b * c
+                    s[m, i, q, k] = sv
+                    ds[m, i, q, k] = b * (t * sig[m, k] * x2c + dc)
+                    for cc in range(C):
+                        env[m, i, cc, k * nf + f] += unit[i, q, cc] * sv
+            for q in range(cnt[i], S):
+                for k in range(K):
+                    s[m, i, q, k] = 0.0
+                    ds[m, i, q, k] = 0.0
+
+
+@njit(cache=True, fastmath=True)
+def _sens_env_backward(
+    base, inv, cut, dcut, unit, cnt, zidx, nf, muinv, sig, gs, gds, genv, g_muinv, g_sig
+):
+    """Gradients of Σ gs·s + gds·ds + genv·env with respect to 1/μ and σ, (M, K) each."""
+    M, K = muinv.shape
+    C = genv.shape[2]
+    acc_mi = np.zeros(K, dtype=base.dtype)
+    acc_sg = np.zeros(K, dtype=base.dtype)
+    for m in range(M):
+        acc_mi[:] = 0.0
+        acc_sg[:] = 0.0
+        for i in range(inv.shape[0]):
+            for q in range(cnt[i]):
+                x = inv[i, q]
+                c = cut[i, q]
+                dc = dcut[i, q]
+                x2c = x * x * c
+                f = zidx[i, q]
+                for k in range(K):
+                    b = base[m, i, q, k]
+                    sg = sig[m, k]
+                    dx = x - muinv[m, k]
+                    t = dx * sg
+                    sv = b * c
+                    dsv = b * (t * sg * x2c + dc)
+                    g_s = gs[m, i, q, k]
+                    for cc in range(C):
+                        g_s += unit[i, q, cc] * genv[m, i, cc, k * nf + f]
+                    a = gds[m, i, q, k]
+                    gq = g_s * (-t * sv) + a * (b * sg * x2c - t * dsv)
+                    acc_mi[k] -= sg * gq
+                    acc_sg[k] += gq * dx + a * b * t * x2c
+        for k in range(K):
+            g_muinv[m, k] += acc_mi[k]
+            g_sig[m, k] += acc_sg[k]
+
+
+@njit(cache=True, fastmath=True)
+def _pair_forces(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, F):
+    """F[m, i] += g and F[m, j] −= g for every used slot (i, q → j), with
+    g = ∂E/∂r = (Σ_k A_k s'_k) r̂ + (h − (h·r̂) r̂)/d, A_k = Σ_c U_c G_c,k·nf+f_j and
+    h_a = Σ_k s_k G_1+a,k·nf+f_j (G = ∂E/∂env)."""
+    M = s.shape[0]
+    K = s.shape[3]
+    for m in range(M):
+        for i in range(unit.shape[0]):
+            for q in range(cnt[i]):
+                j = jloc[i, q]
+                f = zidx[i, q]
+                ux = unit[i, q, 1]
+                uy = unit[i, q, 2]
+                uz = unit[i, q, 3]
+                radial = 0.0
+                hx = 0.0
+                hy = 0.0
+                hz = 0.0
+                if vec:
+                    for k in range(K):
+                        kf = k * nf + f
+                        gx = G[m, i, 1, kf]
+                        gy = G[m, i, 2, kf]
+                        gz = G[m, i, 3, kf]
+                        a = G[m, i, 0, kf] + ux * gx + uy * gy + uz * gz
+                        sk = s[m, i, q, k]
+                        hx += sk * gx
+                        hy += sk * gy
+                        hz += sk * gz
+                        radial += a * ds[m, i, q, k]
+                else:
+                    for k in range(K):
+                        radial += G[m, i, 0, k * nf + f] * ds[m, i, q, k]
+                hr = hx * ux + hy * uy + hz * uz
+                x = inv[i, q]
+                fx = radial * ux + (hx - hr * ux) * x
+                fy = radial * uy + (hy - hr * uy) * x
+                fz = radial * uz + (hz - hr * uz) * x
+                F[m, i, 0] += fx
+                F[m, i, 1] += fy
+                F[m, i, 2] += fz
+                F[m, j, 0] -= fx
+                F[m, j, 1] -= fy
+                F[m, j, 2] -= fz
+
+
+@njit(cache=True, fastmath=True)
+def _pair_forces_backward(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, gF, gs, gds, gG):
+    """Chain rule of :func:`_pair_forces`: gF (M, N, 3) → gs, gds (M, N, S, K) (every slot
+    written) and gG (M, N, C, K·nf) (accumulated; zeroed by the caller)."""
+    M = s.shape[0]
+    S = s.shape[2]
+    K = s.shape[3]
+    for m in range(M):
+        for i in range(unit.shape[0]):
+            for q in range(cnt[i]):
+                j = jloc[i, q]
+                f = zidx[i, q]
+                ux = unit[i, q, 1]
+                uy = unit[i, q, 2]
+                uz = unit[i, q, 3]
+                ex = gF[m, i, 0] - gF[m, j, 0]
+                ey = gF[m, i, 1] - gF[m, j, 1]
+                ez = gF[m, i, 2] - gF[m, j, 2]
+                gr = ex * ux + ey * uy + ez * uz
+                x = inv[i, q]
+                hx = (ex - gr * ux) * x
+                hy = (ey - gr * uy) * x
+                hz = (ez - gr * uz) * x
+                if vec:
+                    for k in range(K):
+                        kf = k * nf + f
+                        gx = G[m, i, 1, kf]
+                        gy = G[m, i, 2, kf]
+                        gz = G[m, i, 3, kf]
+                        a = G[m, i, 0, kf] + ux * gx + uy * gy + uz * gz
+                        ga = gr * ds[m, i, q, k]
+                        sk = s[m, i, q, k]
+                        gG[m, i, 0, kf] += ga
+                        gG[m, i, 1, kf] += ux * ga + hx * sk
+                        gG[m, i, 2, kf] += uy * ga + hy * sk
+                        gG[m, i, 3, kf] += uz * ga + hz * sk
+                        gs[m, i, q, k] = hx * gx + hy * gy + hz * gz
+                        gds[m, i, q, k] = gr * a
+                else:
+                    for k in range(K):
+                        kf = k * nf + f
+                        gG[m, i, 0, kf] += gr * ds[m, i, q, k]
+                        gs[m, i, q, k] = 0.0
+                        gds[m, i, q, k] = gr * G[m, i, 0, kf]
+            for q in range(cnt[i], S):
+                for k in range(K):
+                    gs[m, i, q, k] = 0.0
+                    gds[m, i, q, k] = 0.0
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().numpy())
+
+
+class _SensEnv(torch.autograd.Function):
+    """(1/μ, σ) (M, K) → env (M, N, C, K·nf), s and ds/dd (M, N, S, K) of a batch's slots
+    (numba kernels around torch's SIMD exp)."""
+
+    @staticmethod
+    def forward(ctx, muinv, sig, b, n_channels):
+        mi, sg = _np(muinv), _np(sig)
+        M, K = mi.shape
+        N, S = b.inv.shape
+        inv, cut, dcut, unit = b.inv.numpy(), b.cut.numpy(), b.dcut.numpy(), b.unit.numpy()
+        base = np.empty((M, N, S, K), dtype=mi.dtype)
+        _sens_arg(inv, b.count, mi, sg, base)
+        torch.from_numpy(base).exp_()  # SIMD exp in place
+        s = np.empty_like(base)
+        ds = np.empty_like(base)
+        env = np.zeros((M, N, n_channels, K * b.nf), dtype=mi.dtype)
+        _sens_env(base, inv, cut, dcut, unit, b.count, b.zidx, b.nf, mi, sg, s, ds, env)
+        ctx.saved = (base, inv, cut, dcut, unit, b.count, b.zidx, b.nf, mi, sg)
+        return torch.from_numpy(env), torch.from_numpy(s), torch.from_numpy(ds)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, genv, gs, gds):
+        base, inv, cut, dcut, unit, cnt, zidx, nf, mi, sg = ctx.saved
+        zero = np.zeros((1, 1, 1, 1), dtype=base.dtype)
+        gs = np.broadcast_to(zero, base.shape) if gs is None else _np(gs)
+        gds = np.broadcast_to(zero, base.shape) if gds is None else _np(gds)
+        M, N = base.shape[:2]
+        C = unit.shape[2] if genv is None else genv.shape[2]
+        genv = np.zeros((M, N, C, base.shape[3] * nf), base.dtype) if genv is None else _np(genv)
+        g_mi = np.zeros_like(mi)
+        g_sg = np.zeros_like(sg)
+        _sens_env_backward(
+            base, inv, cut, dcut, unit, cnt, zidx, nf, mi, sg, gs, gds, genv, g_mi, g_sg
+        )
+        return torch.from_numpy(g_mi), torch.from_numpy(g_sg), None, None
+
+
+class _PairForces(torch.autograd.Function):
+    """Forces (M, N, 3) eV/Å from s, ds (M, N, S, K) and G = ∂E/∂env (M, N, C, K·nf)."""
+
+    @staticmethod
+    def forward(ctx, s, ds, G, b, vec):
+        sn, dsn, Gn = _np(s), _np(ds), _np(G)
+        unit, inv = b.unit.numpy(), b.inv.numpy()
+        F = np.zeros((sn.shape[0], unit.shape[0], 3), dtype=sn.dtype)
+        _pair_forces(sn, dsn, Gn, unit, inv, b.jloc, b.count, b.zidx, b.nf, vec, F)
+        ctx.saved = (sn, dsn, Gn, unit, inv, b.jloc, b.count, b.zidx, b.nf, vec)
+        return torch.from_numpy(F)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gF):
+        sn, dsn, Gn, unit, inv, jloc, cnt, zidx, nf, vec = ctx.saved
+        gs = np.empty_like(sn)
+        gds = np.empty_like(dsn)
+        gG = np.zeros_like(Gn)
+        _pair_forces_backward(
+            sn, dsn, Gn, unit, inv, jloc, cnt, zidx, nf, vec, _np(gF), gs, gds, gG
+        )
+        return torch.from_numpy(gs), torch.from_numpy(gds), torch.from_numpy(gG), None, None
+
+
 # ----------------------------------------------------------------------------- model math
 @dataclass
 class _Outputs:
@@ -403,7 +665,8 @@ def _network_energy(L: StackLayout, P: Mapping[str, torch.Tensor], env, b: _Batc
 
 
 def _sensitivities(P, b: _Batch):
-    """s (M,N,S,K·n), ds/dd (M,N,S,K·n) of the batch's pairs (1/Å)."""
+    """Torch reference: s, ds/dd (M, N, S, K·n) of the batch's slots (1/Å), the
+    neighbour's one-hot element folded into the sensitivity axis."""
     muinv = 1.0 / P["mu"]  # (M, K)
     sig = P["sigma"]
     inv = b.inv.unsqueeze(-1)  # (N, S, 1)
@@ -420,22 +683,39 @@ def _sensitivities(P, b: _Batch):
 
 
 def stack_forward(
-    L: StackLayout, P: Mapping[str, torch.Tensor], b: _Batch, create_graph: bool
+    L: StackLayout,
+    P: Mapping[str, torch.Tensor],
+    b: _Batch,
+    create_graph: bool,
+    fused: bool = True,
 ) -> _Outputs:
     """Energies, ε, hierarchicality and forces of every model of the stack on batch ``b``.
 
     ``create_graph``: keep the graph of the forces (training: the force loss is
-    differentiated with respect to the weights).
+    differentiated with respect to the weights). ``fused``: the numba kernels for the pair
+    arithmetic (False: the same formulas as plain torch ops, a reference for tests).
     """
-    s, ds = _sensitivities(P, b)
+    if fused:
+        n_channels = 4 if L.vec else 1
+        env, s, ds = _SensEnv.apply(1.0 / P["mu"], P["sigma"], b, n_channels)
+    else:
+        s, ds = _sensitivities(P, b)
     if not create_graph:
         s, ds = s.detach(), ds.detach()
     with torch.enable_grad():
-        env = torch.matmul(b.unit_t, s)  # (M, N, C, K·n)
+        if not fused:
+            env = torch.matmul(b.unit_t, s)  # (M, N, C, K·n)
+        elif not create_graph:
+            env = env.detach()
         if not create_graph:
             env.requires_grad_(True)
         energy, atom_en, hier = _network_energy(L, P, env, b)
         (G,) = torch.autograd.grad(energy.sum(), env, create_graph=create_graph)
+    if fused:
+        forces = _PairForces.apply(s, ds, G.contiguous(), b, L.vec)
+        if not create_graph:
+            energy, atom_en, hier, forces = (t.detach() for t in (energy, atom_en, hier, forces))
+        return _Outputs(energy, atom_en, hier, forces)
     A = torch.matmul(b.unit[..., : G.shape[2]], G)  # (M, N, S, K·n)
     radial = (A * ds).sum(-1, keepdim=True)  # (M, N, S, 1): Σ_k A_k s'_k
     rhat = b.unit[..., 1:]
@@ -668,6 +948,7 @@ class StackTrainer:
         ra = g.rev_atom[atoms, :n_slots]
         rs = g.rev_slot[atoms, :n_slots]
         rev = np.where(rs >= 0, (ra + offset[:, None]) * n_slots + rs, n * n_slots).reshape(-1)
+        jloc = np.ascontiguousarray(np.where(rs >= 0, ra + offset[:, None], -1))
         at = torch.from_numpy(atoms)
         unit = self._unit[at, :n_slots]
         zj = None
@@ -686,6 +967,10 @@ class StackTrainer:
             zj=zj,
             z=self._z[at],
             rev=torch.from_numpy(rev),
+            jloc=jloc,
+            count=np.ascontiguousarray(g.count[atoms]),
+            zidx=np.ascontiguousarray(g.nbr_species[atoms, :n_slots]),
+            nf=int(g.n_species),
             energy_per_atom=self._epa[torch.from_numpy(configs)],
             forces=self._forces[at],
         )
@@ -1017,8 +1302,10 @@ def initial_modules(config: Mapping[str, Any], arch, seed: int, dataset, split):
     from aedistill.models import DB_ENERGY, DB_SPECIES, ModelSpec, build_training_graph
     from aedistill.training import _LogStream, _quiet_hippynn, make_database
 
+    from aedistill.arch import Arch
+
     _quiet_hippynn()
-    spec = ModelSpec.from_config(config, arch)
+    spec = ModelSpec.from_config(config, arch if isinstance(arch, Arch) else Arch.from_slug(arch))
     graph = build_training_graph(spec, seed)
     with contextlib.redirect_stdout(_LogStream()):
         db = make_database(dataset, split, None, [DB_SPECIES], [DB_ENERGY])

@@ -1299,10 +1299,9 @@ def initial_modules(config: Mapping[str, Any], arch, seed: int, dataset, split):
 
     from hippynn.pretraining import hierarchical_energy_initialization
 
+    from aedistill.arch import Arch
     from aedistill.models import DB_ENERGY, DB_SPECIES, ModelSpec, build_training_graph
     from aedistill.training import _LogStream, _quiet_hippynn, make_database
-
-    from aedistill.arch import Arch
 
     _quiet_hippynn()
     spec = ModelSpec.from_config(config, arch if isinstance(arch, Arch) else Arch.from_slug(arch))

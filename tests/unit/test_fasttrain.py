@@ -326,3 +326,37 @@ def test_fused_kernels_equal_torch_reference(data, kind):
     np.testing.assert_allclose(res[True][0], res[False][0], rtol=0, atol=1e-12)
     for g1, g0 in zip(res[True][1], res[False][1], strict=True):
         np.testing.assert_allclose(g1, g0, rtol=1e-9, atol=1e-12 * float(g0.abs().max()))
+
+
+def test_resume_from_state_dict_equals_uninterrupted(data, tmp_path):
+    """A stack checkpointed after epoch 1 (torch.save, weights_only load) and resumed in a
+    fresh trainer gives the uninterrupted run's histories and best weights."""
+    ds, split = data
+    config = cfg(max_epochs=3)
+    labels = labels_of(ds)
+    settings = ft.StackSettings.from_config(config, len(split.train))
+
+    def members():
+        out = []
+        for role in ("control", "student"):
+            lab = labels if role == "student" else None
+            out.append(ft.member_for_role(config, role, ARCH, 4, ds, split, lab)[1])
+        return out
+
+    straight = ft.train_stack(members(), ds, split, settings, order_seed=9)
+    first = ft.StackTrainer(members(), ds, split, settings, order_seed=9)
+    first.run_epoch()
+    torch.save(first.state_dict(), tmp_path / "ck.pt")
+    resumed = ft.StackTrainer(members(), ds, split, settings, order_seed=123)
+    resumed.load_state_dict(torch.load(tmp_path / "ck.pt", weights_only=True))
+    results = resumed.train()
+    for a, b in zip(straight, results, strict=True):
+        assert len(a.history) == 3
+        cols = [c for c in a.history.columns if c != "wall_s"]
+        np.testing.assert_array_equal(
+            a.history[cols].to_numpy(float), b.history[cols].to_numpy(float)
+        )
+        assert a.best_epoch == b.best_epoch
+        for k, v in a.best_state.items():
+            if isinstance(v, torch.Tensor):
+                assert torch.equal(v, b.best_state[k]), k

@@ -64,6 +64,10 @@ from aedistill.training import HISTORY_COLUMNS, RolePlan
 
 log = logging.getLogger(__name__)
 
+# history.csv columns: aedistill.training's plus the early-stopping metric (Lerr with the
+# role's stop weights on the validation split), which aedistill.convergence reads
+STACK_HISTORY_COLUMNS = [*HISTORY_COLUMNS, "valid_loss"]
+
 __all__ = [
     "PairGeometry",
     "StackLayout",
@@ -834,8 +838,9 @@ class _Control:
 
 @dataclass
 class MemberResult:
-    """What a stack member's training gives: per-epoch ``history`` (columns of
-    :data:`aedistill.training.HISTORY_COLUMNS`, ``wall_s`` = the stack's wall time),
+    """What a stack member's training gives: per-epoch ``history`` (columns
+    :data:`STACK_HISTORY_COLUMNS`; ``wall_s`` = the stack's wall time, ``valid_loss`` the
+    validation Lerr that selects the best epoch),
     ``best_state`` (hippynn state dict of the best validation epoch), ``best_epoch``
     (1-based), ``epochs`` run, ``stop_reason`` (``termination_patience`` or ``max_epochs``).
     """
@@ -1190,6 +1195,7 @@ class StackTrainer:
                     "train_eps_rmse": float(tm["A-RMSE"][r]),
                     "valid_eps_rmse": float(vm["A-RMSE"][r]),
                     "wall_s": wall,
+                    "valid_loss": float(vm["Lerr"][r]),
                 }
             )
             metric = float(vm["Lerr"][r])
@@ -1232,7 +1238,7 @@ class StackTrainer:
         return [
             MemberResult(
                 st.member.name,
-                pd.DataFrame(st.rows, columns=HISTORY_COLUMNS),
+                pd.DataFrame(st.rows, columns=STACK_HISTORY_COLUMNS),
                 st.best_state,
                 st.best_epoch,
                 len(st.rows),

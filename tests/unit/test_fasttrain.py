@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from ase.build import bulk
@@ -360,3 +361,45 @@ def test_resume_from_state_dict_equals_uninterrupted(data, tmp_path):
         for k, v in a.best_state.items():
             if isinstance(v, torch.Tensor):
                 assert torch.equal(v, b.best_state[k]), k
+
+
+def test_stack_job_writes_model_files_and_resumes_after_interrupt(data, tmp_path):
+    from aedistill.fastjob import JobModel, train_stack_job
+    from aedistill.training import evaluate_model
+
+    ds, split = data
+    config = cfg(max_epochs=3)
+    labels = labels_of(ds)
+
+    def jobs(root):
+        return [
+            JobModel("control", 3, root / "control"),
+            JobModel("student", 3, root / "student", labels),
+        ]
+
+    ref = train_stack_job(config, ARCH, jobs(tmp_path / "a"), ds, split, order_seed=2)
+
+    def interrupt(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_stack_job(
+            config, ARCH, jobs(tmp_path / "b"), ds, split, order_seed=2, callbacks=[interrupt]
+        )
+    assert (tmp_path / "b" / "control" / "stack-checkpoint.pt").exists()
+    got = train_stack_job(config, ARCH, jobs(tmp_path / "b"), ds, split, order_seed=2)
+    assert not (tmp_path / "b" / "control" / "stack-checkpoint.pt").exists()
+    for r, g, jm in zip(ref, got, jobs(tmp_path / "b"), strict=True):
+        for k in ("test_f_rmse", "test_e_rmse", "best_epoch", "epochs", "n_lr_decays"):
+            assert r.metrics[k] == g.metrics[k], k
+        assert g.metrics["stop_reason"] == "max_epochs" and g.metrics["converged"] is False
+        # the model file is an ordinary aedistill model: its test metrics recomputed
+        assert evaluate_model(g.model_path, ds, split.test, labels=jm.labels)[
+            "test_f_rmse"
+        ] == pytest.approx(g.metrics["test_f_rmse"], rel=1e-12)
+        hist = pd.read_csv(jm.out_dir / "history.csv")
+        assert list(hist.epoch) == [1, 2, 3] and "valid_loss" in hist.columns
+        assert g.metrics["best_epoch"] == int(hist.epoch[hist.valid_loss.idxmin()])
+    assert np.isfinite(got[1].metrics["test_eps_rmse"])
+    assert np.isnan(got[0].metrics["test_eps_rmse"])

@@ -242,8 +242,8 @@ class StackLayout:
     :func:`aedistill.models.build_graph`) and one row of the stacked weights.
 
     Stacked names and shapes (M models, K sensitivities, n species, W width):
-    ``mu``/``sigma`` (M, K) Å; ``int_w`` (M, K·n, W) = int_weights (K, W, n) permuted to
-    hippynn's own (K·n, W) matmul layout; ``vecscales`` (M, W); ``self_w`` (M, n, W),
+    ``mu``/``sigma`` (M, K) Å; ``int_w`` (M, n·K, W) = int_weights (K, W, n) with row
+    f·K + k (element-major; hippynn's own matmul uses k·n + f); ``vecscales`` (M, W); ``self_w`` (M, n, W),
     ``self_b`` (M, W); ``res0_w`` (M, W, W), ``res0_b`` (M, W); ``adj0_w`` (M, n, W) when
     n ≠ W; per atom layer l: ``lin{l}_w``/``res{l}_w`` (M, W, W) and biases (M, W);
     ``head0_w`` (M, n, 1) (no bias, E0 per species), ``head1_w`` (M, W, 1), ``head1_b`` (M, 1).
@@ -286,11 +286,11 @@ class StackLayout:
         self.elements = [int(z) for z in torch.as_tensor(net.species_set).tolist()][1:]
         K, n = self.n_dist, self.nf_in
 
-        def int_to(w):  # (K, W, n) -> (K*n, W), index k*n + f as in hippynn's forward
-            return w.permute(0, 2, 1).reshape(K * n, -1)
+        def int_to(w):  # (K, W, n) -> (n*K, W), row f*K + k (element-major)
+            return w.permute(2, 0, 1).reshape(n * K, -1)
 
         def int_from(w):
-            return w.reshape(K, n, -1).permute(0, 2, 1).contiguous()
+            return w.reshape(n, K, -1).permute(1, 2, 0).contiguous()
 
         def row(x):
             return x.reshape(-1)
@@ -401,9 +401,9 @@ def _sens_arg(inv, cnt, muinv, sig, arg):
 
 
 @njit(cache=True, fastmath=True)
-def _sens_env(base, inv, cut, dcut, unit, cnt, zidx, nf, muinv, sig, s, ds, env):
+def _sens_env(base, inv, cut, dcut, unit, cnt, zidx, muinv, sig, s, ds, env):
     """s = base·cut, ds/dd = base·(q σ cut / d² + cut') (0 in padding) and the environment
-    env[m, i, c, k·nf + f_j] = Σ_q U[i, q, c] s[m, i, q, k] (``env`` zeroed by the caller)."""
+    env[m, i, c, f_j·K + k] = Σ_q U[i, q, c] s[m, i, q, k] (``env`` zeroed by the caller)."""
     M, K = muinv.shape
     S = inv.shape[1]
     C = env.shape[2]
@@ -414,15 +414,16 @@ def _sens_env(base, inv, cut, dcut, unit, cnt, zidx, nf, muinv, sig, s, ds, env)
                 c = cut[i, q]
                 dc = dcut[i, q]
                 x2c = x * x * c
-                f = zidx[i, q]
                 for k in range(K):
                     b = base[m, i, q, k]
                     t = (x - muinv[m, k]) * sig[m, k]
-                    sv = b * c
-                    s[m, i, q, k] = sv
+                    s[m, i, q, k] = b * c
                     ds[m, i, q, k] = b * (t * sig[m, k] * x2c + dc)
-                    for cc in range(C):
-                        env[m, i, cc, k * nf + f] += unit[i, q, cc] * sv
+                fo = zidx[i, q] * K
+                for cc in range(C):
+                    u = unit[i, q, cc]
+                    for k in range(K):
+                        env[m, i, cc, fo + k] += u * s[m, i, q, k]
             for q in range(cnt[i], S):
                 for k in range(K):
                     s[m, i, q, k] = 0.0
@@ -431,13 +432,14 @@ def _sens_env(base, inv, cut, dcut, unit, cnt, zidx, nf, muinv, sig, s, ds, env)
 
 @njit(cache=True, fastmath=True)
 def _sens_env_backward(
-    base, inv, cut, dcut, unit, cnt, zidx, nf, muinv, sig, gs, gds, genv, g_muinv, g_sig
+    base, inv, cut, dcut, unit, cnt, zidx, muinv, sig, gs, gds, genv, g_muinv, g_sig
 ):
     """Gradients of Σ gs·s + gds·ds + genv·env with respect to 1/μ and σ, (M, K) each."""
     M, K = muinv.shape
     C = genv.shape[2]
     acc_mi = np.zeros(K, dtype=base.dtype)
     acc_sg = np.zeros(K, dtype=base.dtype)
+    g_s = np.zeros(K, dtype=base.dtype)
     for m in range(M):
         acc_mi[:] = 0.0
         acc_sg[:] = 0.0
@@ -447,7 +449,13 @@ def _sens_env_backward(
                 c = cut[i, q]
                 dc = dcut[i, q]
                 x2c = x * x * c
-                f = zidx[i, q]
+                fo = zidx[i, q] * K
+                for k in range(K):
+                    g_s[k] = gs[m, i, q, k]
+                for cc in range(C):
+                    u = unit[i, q, cc]
+                    for k in range(K):
+                        g_s[k] += u * genv[m, i, cc, fo + k]
                 for k in range(K):
                     b = base[m, i, q, k]
                     sg = sig[m, k]
@@ -455,11 +463,8 @@ def _sens_env_backward(
                     t = dx * sg
                     sv = b * c
                     dsv = b * (t * sg * x2c + dc)
-                    g_s = gs[m, i, q, k]
-                    for cc in range(C):
-                        g_s += unit[i, q, cc] * genv[m, i, cc, k * nf + f]
                     a = gds[m, i, q, k]
-                    gq = g_s * (-t * sv) + a * (b * sg * x2c - t * dsv)
+                    gq = g_s[k] * (-t * sv) + a * (b * sg * x2c - t * dsv)
                     acc_mi[k] -= sg * gq
                     acc_sg[k] += gq * dx + a * b * t * x2c
         for k in range(K):
@@ -468,17 +473,17 @@ def _sens_env_backward(
 
 
 @njit(cache=True, fastmath=True)
-def _pair_forces(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, F):
+def _pair_forces(s, ds, G, unit, inv, jloc, cnt, zidx, vec, F):
     """F[m, i] += g and F[m, j] −= g for every used slot (i, q → j), with
-    g = ∂E/∂r = (Σ_k A_k s'_k) r̂ + (h − (h·r̂) r̂)/d, A_k = Σ_c U_c G_c,k·nf+f_j and
-    h_a = Σ_k s_k G_1+a,k·nf+f_j (G = ∂E/∂env)."""
+    g = ∂E/∂r = (Σ_k A_k s'_k) r̂ + (h − (h·r̂) r̂)/d, A_k = Σ_c U_c G_c,f_j·K+k and
+    h_a = Σ_k s_k G_1+a,f_j·K+k (G = ∂E/∂env)."""
     M = s.shape[0]
     K = s.shape[3]
     for m in range(M):
         for i in range(unit.shape[0]):
             for q in range(cnt[i]):
                 j = jloc[i, q]
-                f = zidx[i, q]
+                fo = zidx[i, q] * K
                 ux = unit[i, q, 1]
                 uy = unit[i, q, 2]
                 uz = unit[i, q, 3]
@@ -488,7 +493,7 @@ def _pair_forces(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, F):
                 hz = 0.0
                 if vec:
                     for k in range(K):
-                        kf = k * nf + f
+                        kf = fo + k
                         gx = G[m, i, 1, kf]
                         gy = G[m, i, 2, kf]
                         gz = G[m, i, 3, kf]
@@ -500,7 +505,7 @@ def _pair_forces(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, F):
                         radial += a * ds[m, i, q, k]
                 else:
                     for k in range(K):
-                        radial += G[m, i, 0, k * nf + f] * ds[m, i, q, k]
+                        radial += G[m, i, 0, fo + k] * ds[m, i, q, k]
                 hr = hx * ux + hy * uy + hz * uz
                 x = inv[i, q]
                 fx = radial * ux + (hx - hr * ux) * x
@@ -515,9 +520,9 @@ def _pair_forces(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, F):
 
 
 @njit(cache=True, fastmath=True)
-def _pair_forces_backward(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, gF, gs, gds, gG):
+def _pair_forces_backward(s, ds, G, unit, inv, jloc, cnt, zidx, vec, gF, gs, gds, gG):
     """Chain rule of :func:`_pair_forces`: gF (M, N, 3) → gs, gds (M, N, S, K) (every slot
-    written) and gG (M, N, C, K·nf) (accumulated; zeroed by the caller)."""
+    written) and gG (M, N, C, nf·K) (accumulated; zeroed by the caller)."""
     M = s.shape[0]
     S = s.shape[2]
     K = s.shape[3]
@@ -525,7 +530,7 @@ def _pair_forces_backward(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, gF, gs,
         for i in range(unit.shape[0]):
             for q in range(cnt[i]):
                 j = jloc[i, q]
-                f = zidx[i, q]
+                fo = zidx[i, q] * K
                 ux = unit[i, q, 1]
                 uy = unit[i, q, 2]
                 uz = unit[i, q, 3]
@@ -539,7 +544,7 @@ def _pair_forces_backward(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, gF, gs,
                 hz = (ez - gr * uz) * x
                 if vec:
                     for k in range(K):
-                        kf = k * nf + f
+                        kf = fo + k
                         gx = G[m, i, 1, kf]
                         gy = G[m, i, 2, kf]
                         gz = G[m, i, 3, kf]
@@ -554,7 +559,7 @@ def _pair_forces_backward(s, ds, G, unit, inv, jloc, cnt, zidx, nf, vec, gF, gs,
                         gds[m, i, q, k] = gr * a
                 else:
                     for k in range(K):
-                        kf = k * nf + f
+                        kf = fo + k
                         gG[m, i, 0, kf] += gr * ds[m, i, q, k]
                         gs[m, i, q, k] = 0.0
                         gds[m, i, q, k] = gr * G[m, i, 0, kf]
@@ -569,7 +574,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 class _SensEnv(torch.autograd.Function):
-    """(1/μ, σ) (M, K) → env (M, N, C, K·nf), s and ds/dd (M, N, S, K) of a batch's slots
+    """(1/μ, σ) (M, K) → env (M, N, C, nf·K), s and ds/dd (M, N, S, K) of a batch's slots
     (numba kernels around torch's SIMD exp)."""
 
     @staticmethod
@@ -584,7 +589,7 @@ class _SensEnv(torch.autograd.Function):
         s = np.empty_like(base)
         ds = np.empty_like(base)
         env = np.zeros((M, N, n_channels, K * b.nf), dtype=mi.dtype)
-        _sens_env(base, inv, cut, dcut, unit, b.count, b.zidx, b.nf, mi, sg, s, ds, env)
+        _sens_env(base, inv, cut, dcut, unit, b.count, b.zidx, mi, sg, s, ds, env)
         ctx.saved = (base, inv, cut, dcut, unit, b.count, b.zidx, b.nf, mi, sg)
         return torch.from_numpy(env), torch.from_numpy(s), torch.from_numpy(ds)
 
@@ -600,34 +605,30 @@ class _SensEnv(torch.autograd.Function):
         genv = np.zeros((M, N, C, base.shape[3] * nf), base.dtype) if genv is None else _np(genv)
         g_mi = np.zeros_like(mi)
         g_sg = np.zeros_like(sg)
-        _sens_env_backward(
-            base, inv, cut, dcut, unit, cnt, zidx, nf, mi, sg, gs, gds, genv, g_mi, g_sg
-        )
+        _sens_env_backward(base, inv, cut, dcut, unit, cnt, zidx, mi, sg, gs, gds, genv, g_mi, g_sg)
         return torch.from_numpy(g_mi), torch.from_numpy(g_sg), None, None
 
 
 class _PairForces(torch.autograd.Function):
-    """Forces (M, N, 3) eV/Å from s, ds (M, N, S, K) and G = ∂E/∂env (M, N, C, K·nf)."""
+    """Forces (M, N, 3) eV/Å from s, ds (M, N, S, K) and G = ∂E/∂env (M, N, C, nf·K)."""
 
     @staticmethod
     def forward(ctx, s, ds, G, b, vec):
         sn, dsn, Gn = _np(s), _np(ds), _np(G)
         unit, inv = b.unit.numpy(), b.inv.numpy()
         F = np.zeros((sn.shape[0], unit.shape[0], 3), dtype=sn.dtype)
-        _pair_forces(sn, dsn, Gn, unit, inv, b.jloc, b.count, b.zidx, b.nf, vec, F)
-        ctx.saved = (sn, dsn, Gn, unit, inv, b.jloc, b.count, b.zidx, b.nf, vec)
+        _pair_forces(sn, dsn, Gn, unit, inv, b.jloc, b.count, b.zidx, vec, F)
+        ctx.saved = (sn, dsn, Gn, unit, inv, b.jloc, b.count, b.zidx, vec)
         return torch.from_numpy(F)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gF):
-        sn, dsn, Gn, unit, inv, jloc, cnt, zidx, nf, vec = ctx.saved
+        sn, dsn, Gn, unit, inv, jloc, cnt, zidx, vec = ctx.saved
         gs = np.empty_like(sn)
         gds = np.empty_like(dsn)
         gG = np.zeros_like(Gn)
-        _pair_forces_backward(
-            sn, dsn, Gn, unit, inv, jloc, cnt, zidx, nf, vec, _np(gF), gs, gds, gG
-        )
+        _pair_forces_backward(sn, dsn, Gn, unit, inv, jloc, cnt, zidx, vec, _np(gF), gs, gds, gG)
         return torch.from_numpy(gs), torch.from_numpy(gds), torch.from_numpy(gG), None, None
 
 
@@ -641,7 +642,7 @@ class _Outputs:
 
 
 def _network_energy(L: StackLayout, P: Mapping[str, torch.Tensor], env, b: _Batch):
-    """Atom energies (M, N), hierarchicality per configuration (M, B) from env (M,N,C,K·n)."""
+    """Atom energies (M, N), hierarchicality per configuration (M, B) from env (M,N,C,n·K)."""
     M = env.shape[0]
     N = b.z.shape[0]
     e0 = env[:, :, 0]
@@ -669,7 +670,7 @@ def _network_energy(L: StackLayout, P: Mapping[str, torch.Tensor], env, b: _Batc
 
 
 def _sensitivities(P, b: _Batch):
-    """Torch reference: s, ds/dd (M, N, S, K·n) of the batch's slots (1/Å), the
+    """Torch reference: s, ds/dd (M, N, S, n·K) of the batch's slots (1/Å), the
     neighbour's one-hot element folded into the sensitivity axis."""
     muinv = 1.0 / P["mu"]  # (M, K)
     sig = P["sigma"]
@@ -679,10 +680,10 @@ def _sensitivities(P, b: _Batch):
     cut = b.cut.unsqueeze(-1)
     s = base * cut
     ds = base * (q * sig[:, None, None, :] * torch.square(inv) * cut + b.dcut.unsqueeze(-1))
-    if b.zj is not None:  # fold the neighbour's one-hot species into the sensitivity axis
-        zj = b.zj.unsqueeze(-2)  # (N, S, 1, n)
-        s = (s.unsqueeze(-1) * zj).flatten(-2)
-        ds = (ds.unsqueeze(-1) * zj).flatten(-2)
+    if b.zj is not None:  # fold the neighbour's one-hot element in: index f·K + k
+        zj = b.zj.unsqueeze(-1)  # (N, S, n, 1)
+        s = (zj * s.unsqueeze(-2)).flatten(-2)
+        ds = (zj * ds.unsqueeze(-2)).flatten(-2)
     return s, ds
 
 
@@ -708,7 +709,7 @@ def stack_forward(
         s, ds = s.detach(), ds.detach()
     with torch.enable_grad():
         if not fused:
-            env = torch.matmul(b.unit_t, s)  # (M, N, C, K·n)
+            env = torch.matmul(b.unit_t, s)  # (M, N, C, n·K)
         elif not create_graph:
             env = env.detach()
         if not create_graph:
@@ -720,7 +721,7 @@ def stack_forward(
         if not create_graph:
             energy, atom_en, hier, forces = (t.detach() for t in (energy, atom_en, hier, forces))
         return _Outputs(energy, atom_en, hier, forces)
-    A = torch.matmul(b.unit[..., : G.shape[2]], G)  # (M, N, S, K·n)
+    A = torch.matmul(b.unit[..., : G.shape[2]], G)  # (M, N, S, n·K)
     radial = (A * ds).sum(-1, keepdim=True)  # (M, N, S, 1): Σ_k A_k s'_k
     rhat = b.unit[..., 1:]
     if L.vec:
@@ -768,7 +769,7 @@ class StackSettings:
     w_L2: float
     w_R: float
     fraction_train_eval: float
-    eval_atoms_slots: int = 2_000_000  # evaluation chunk: atoms × slots × K·n × models
+    eval_atoms_slots: int = 2_000_000  # evaluation chunk: atoms × slots × n·K × models
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], n_train: int) -> StackSettings:

@@ -379,11 +379,15 @@ def _lay(m):
 # The pair-level arithmetic (sensitivities and their distance derivative; pair forces) as
 # numba loops over (model, atom, used slot) with hand-written first derivatives: torch would
 # run ~40 separate elementwise passes over (M, N, S, K) arrays per step for the same work.
+# fastmath without the no-NaN/no-inf assumptions, so that a diverging model still shows NaN.
 # Only first derivatives are needed: the loss is differentiated once through these ops
 # (∂E/∂env, which needs second derivatives, is an atom-level torch graph).
 
 
-@njit(cache=True, fastmath=True)
+_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+
+
+@njit(cache=True, fastmath=_FASTMATH)
 def _sens_arg(inv, cnt, muinv, sig, arg):
     """arg[m, i, q, k] = −q²/2 with q = (1/d − 1/μ_k) σ_k (0 in padding slots)."""
     M, K = muinv.shape
@@ -400,7 +404,7 @@ def _sens_arg(inv, cnt, muinv, sig, arg):
                     arg[m, i, q, k] = 0.0
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=_FASTMATH)
 def _sens_env(base, inv, cut, dcut, unit, cnt, zidx, muinv, sig, s, ds, env):
     """s = base·cut, ds/dd = base·(q σ cut / d² + cut') (0 in padding) and the environment
     env[m, i, c, f_j·K + k] = Σ_q U[i, q, c] s[m, i, q, k] (``env`` zeroed by the caller)."""
@@ -430,7 +434,7 @@ def _sens_env(base, inv, cut, dcut, unit, cnt, zidx, muinv, sig, s, ds, env):
                     ds[m, i, q, k] = 0.0
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=_FASTMATH)
 def _sens_env_backward(
     base, inv, cut, dcut, unit, cnt, zidx, muinv, sig, gs, gds, genv, g_muinv, g_sig
 ):
@@ -472,7 +476,7 @@ def _sens_env_backward(
             g_sig[m, k] += acc_sg[k]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=_FASTMATH)
 def _pair_forces(s, ds, G, unit, inv, jloc, cnt, zidx, vec, F):
     """F[m, i] += g and F[m, j] −= g for every used slot (i, q → j), with
     g = ∂E/∂r = (Σ_k A_k s'_k) r̂ + (h − (h·r̂) r̂)/d, A_k = Σ_c U_c G_c,f_j·K+k and
@@ -519,7 +523,7 @@ def _pair_forces(s, ds, G, unit, inv, jloc, cnt, zidx, vec, F):
                 F[m, j, 2] -= fz
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=_FASTMATH)
 def _pair_forces_backward(s, ds, G, unit, inv, jloc, cnt, zidx, vec, gF, gs, gds, gG):
     """Chain rule of :func:`_pair_forces`: gF (M, N, 3) → gs, gds (M, N, S, K) (every slot
     written) and gG (M, N, C, nf·K) (accumulated; zeroed by the caller)."""

@@ -403,3 +403,16 @@ def test_stack_job_writes_model_files_and_resumes_after_interrupt(data, tmp_path
         assert g.metrics["best_epoch"] == int(hist.epoch[hist.valid_loss.idxmin()])
     assert np.isfinite(got[1].metrics["test_eps_rmse"])
     assert np.isnan(got[0].metrics["test_eps_rmse"])
+
+
+def test_diverged_model_is_reported(data):
+    from aedistill.errors import UserInputError
+
+    ds, split = data
+    config = cfg()
+    _, m = ft.member_for_role(config, "control", ARCH, 0, ds, split)
+    tr = ft.StackTrainer([m], ds, split, ft.StackSettings.from_config(config, 6), 0)
+    with torch.no_grad():
+        tr.params["sigma"][0, 0] = float("nan")
+    with pytest.raises(UserInputError, match="diverged at epoch 1"):
+        tr.run_epoch()

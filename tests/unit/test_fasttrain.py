@@ -416,3 +416,15 @@ def test_diverged_model_is_reported(data):
         tr.params["sigma"][0, 0] = float("nan")
     with pytest.raises(UserInputError, match="diverged at epoch 1"):
         tr.run_epoch()
+
+
+def test_float32_loss_terms_equal_hippynn(data):
+    """The pipeline trains in float32 (torch's default): same terms to float32 rounding."""
+    torch.set_default_dtype(torch.float32)  # the autouse fixture restores the default
+    ds, split = data
+    setup, tr = _stack(cfg(), "oracle", ARCH, 2, ds, split)
+    assert tr.params["int_w"].dtype == torch.float32
+    ref = _hippynn_metrics(setup, "valid")
+    got = tr.evaluate(np.asarray(split.valid))
+    for k in ("E-RMSE", "F-RMSE", "F-MAE", "A-RMSE", "L2", "R", "Lerr"):
+        assert got[k][0] == pytest.approx(ref[k], rel=2e-5), k

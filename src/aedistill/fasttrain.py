@@ -8,26 +8,39 @@ cosine cutoff, ResNet blocks, ``HEnergy`` head) and the same loss as
 
 but evaluated without hippynn's graph machinery, for M models of one architecture at once
 (a *stack*: e.g. student and control × 4 seeds). Where the time of hippynn's training step
-goes and what replaces it (``bench/train_throughput.py --mode fast``):
+goes (``bench/profile_train_step.py``; L1-W8-S4, batch 4 ≈ 270 atoms ≈ 26 k directed pairs,
+~56 ms per step on an idle core): elementwise arithmetic on per-pair arrays — sensitivities,
+their stacking with r̂, the environment sum, the force gradient and the double backward of
+all of it — (``mul``/``sum``/``div`` ≈ 50 % of self time), gathering the batch from the
+sparse pair cache (``index_select`` + ``coalesce`` ≈ 10 %), pair re-indexing; the network
+itself is small. What replaces it (``bench/train_throughput.py --mode fast``):
 
 * **Pair geometry is fixed during training** (positions never change), so each
   configuration's directed pairs within the hard cutoff, their unit vectors r̂, 1/d and the
   cosine cutoff with its derivative are computed once (numba cell list of
   :func:`aedistill.fastcalc.half_pairs`). Pairs are stored per atom in padded neighbour slots
-  ``(atom, slot)``, so the environment sum of an atom is a small matrix product
-  ``env[i] = U[i]ᵀ S[i]`` (U = [1, r̂] per slot, S the sensitivities) instead of hippynn's
-  scatter over pair lists.
-* **Forces without a pair-level autograd graph**: G = ∂E/∂env comes from autograd on the
-  (atom-level) network; the pair derivative ∂E/∂r_q = (Σ_k A_k s'_k) r̂ + (h − (h·r̂) r̂)/d with
-  A = U G, h = S G_vec is written out (as in :mod:`aedistill.fastcalc`'s backward kernel) in
-  differentiable torch ops, and F_i = Σ_{q∈nbr(i)} (∂E/∂r_q − ∂E/∂r_rev(q)). The gradient of
-  the force loss then needs second derivatives only of the atom-level network.
+  ``(atom, slot)``; a batch is a row gather of these arrays.
+* **Fused pair kernels with hand-written first derivatives** (numba, :class:`_SensEnv`,
+  :class:`_PairForces`): one pass computes the sensitivities s_k(d), their derivative and
+  the environment sums env[i, c, f·K + k] = Σ_q U_c s_k (U = [1, r̂]); G = ∂E/∂env comes from
+  autograd on the atom-level network (create_graph); the pair derivative
+  ∂E/∂r_q = (Σ_k A_k s'_k) r̂ + (h − (h·r̂) r̂)/d with A = U G, h = s G_vec (as in
+  :mod:`aedistill.fastcalc`'s backward kernel) is scattered into F_i += g_q, F_j −= g_q.
+  The loss differentiates these kernels only once (their backward kernels), and needs
+  second derivatives only of the atom-level network. ``stack_forward(..., fused=False)``
+  evaluates the same formulas as plain torch ops (the tests' reference).
 * **Stacked models**: all weights carry a leading model axis (M, …); one step runs batched
-  matmuls for every model over a shared batch, so per-op overhead is paid once per stack.
-  Each model keeps its own loss weights (and schedule), its own Adam moments and learning
-  rate, its own ReduceLROnPlateau and termination patience, its own best weights; a
-  finished model leaves the stack. The models never interact: a stack gives each model what
-  training it alone (same ``order_seed``) gives, up to float rounding.
+  matmuls and kernels for every model over a shared batch, so per-op overhead and the
+  geometry are paid once per stack. Each model keeps its own loss weights (and schedule),
+  its own Adam moments and learning rate, its own ReduceLROnPlateau and termination
+  patience, its own best weights; a finished model leaves the stack. The models never
+  interact: a stack gives each model what training it alone (same ``order_seed``) gives,
+  up to float rounding.
+
+Supported: what this project trains (1 interaction layer, ResNet, softplus, inverse
+sensitivities with cosine cutoff, HEnergy over the input and interaction features, any
+number of elements, l_max 0 or 1); anything else raises ``NotImplementedError`` (use
+:func:`aedistill.training.train_model`).
 
 Batch order: every epoch draws ``torch.randperm(n_train)`` from a generator seeded with
 ``order_seed`` (then the training-evaluation subsample, as hippynn's loader does with the

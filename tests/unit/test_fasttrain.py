@@ -428,3 +428,17 @@ def test_float32_loss_terms_equal_hippynn(data):
     got = tr.evaluate(np.asarray(split.valid))
     for k in ("E-RMSE", "F-RMSE", "F-MAE", "A-RMSE", "L2", "R", "Lerr"):
         assert got[k][0] == pytest.approx(ref[k], rel=2e-5), k
+
+
+def test_stack_job_wall_time_limit_stops_and_rerun_keeps_it(data, tmp_path):
+    from aedistill.fastjob import JobModel, train_stack_job
+
+    ds, split = data
+    config = cfg(max_epochs=3, max_wall_minutes=1e-6)
+    jobs = [JobModel("control", 1, tmp_path / "c"), JobModel("control", 2, tmp_path / "d")]
+    first = train_stack_job(config, ARCH, jobs, ds, split)
+    again = train_stack_job(config, ARCH, jobs, ds, split)  # as train_model: no more epochs
+    for a, b in zip(first, again, strict=True):
+        assert a.metrics["epochs"] == b.metrics["epochs"] == 1
+        assert a.metrics["stop_reason"] == b.metrics["stop_reason"] == "max_wall_minutes"
+        assert a.metrics["test_f_rmse"] == b.metrics["test_f_rmse"]

@@ -1,20 +1,28 @@
-"""Epoch time of the pipeline's training vs a minimal raw hippynn training loop.
+"""Training throughput: today's hippynn path vs the fast stacked engine; raw hippynn vs pipeline.
 
-Both train the same HIPNN (``--arch``) on the same EMT aluminium configurations with pairs
-precomputed, Adam, the same batch size, and one validation pass per epoch:
+``--mode fast`` (default): model-epochs per CPU-second of
 
-* raw: hippynn's own ``Database`` + ``setup_and_train`` with a plain E + F loss
-  (hippynn's ANI-aluminium example, trimmed);
-* pipeline: :func:`aedistill.training.train_model` (eq 2 loss with masked force errors,
-  batched pair-cache gather, per-epoch history, checkpoint every epoch).
+* today: :func:`aedistill.training.train_model` (hippynn's loop; one model at a time), and
+* new: :class:`aedistill.fasttrain.StackTrainer` training the grid's models of one
+  architecture as one stack (control + student × ``--seeds``; the teacher ensemble's
+  ``--teacher-members`` for the teacher architecture),
 
-Prints median seconds per epoch (epochs after the first) and the ratio
-``raw / pipeline`` (≥ 0.95 means the pipeline costs at most ~5 % more per epoch).
+on the default EMT dataset (``config/config.yaml``'s families, cached in ``--cache``), same
+config, same batch size, validation and training-subset evaluation every epoch. Both paths
+run in this process, interleaved (today, new, today, new, … per architecture); CPU seconds
+(``time.process_time``) of epochs 2..E (epoch 1 holds one-off setup). Prints per-epoch costs
+and the ratio new / today (goal: ≥ 4 for the grid, ≥ 2 for the teacher).
+
+``--mode raw``: median seconds per epoch of a minimal raw hippynn loop vs the pipeline's
+``train_model`` (same model and data, pairs precomputed, Adam, one validation pass per epoch);
+``raw / pipeline`` ≥ 0.95 means the pipeline costs at most ~5 % more per epoch.
 
 Usage::
 
-    HIPPYNN_USE_CUSTOM_KERNELS=_pytorch_raw OMP_NUM_THREADS=1 \\
-        python bench/train_throughput.py --arch L1-W8-S4 --n-conf 64 --epochs 4
+    HIPPYNN_USE_CUSTOM_KERNELS=_pytorch_raw OMP_NUM_THREADS=1 \
+        python bench/train_throughput.py --mode fast --epochs 3 --rounds 2
+    HIPPYNN_USE_CUSTOM_KERNELS=_pytorch_raw OMP_NUM_THREADS=1 \
+        python bench/train_throughput.py --mode raw --arch L1-W8-S4 --n-conf 64 --epochs 4
 """
 
 from __future__ import annotations
@@ -107,16 +115,131 @@ def pipeline_epoch_times(config, arch, ds, split, epochs: int) -> list[float]:
     return list(np.diff(np.concatenate([[0.0], wall])))
 
 
+def default_data(cache: str):
+    """(config, dataset, split) of ``config/config.yaml`` (dataset cached as HDF5)."""
+    from aedistill.config import load_config
+    from aedistill.data.canonical import load_dataset, save_dataset
+    from aedistill.data.emt import build_emt_dataset
+    from aedistill.data.split import make_split
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = load_config(os.path.join(root, "config", "config.yaml"))
+    if os.path.exists(cache):
+        ds = load_dataset(cache)
+    else:
+        ds = build_emt_dataset(config)
+        save_dataset(cache, ds)
+    sp = config["dataset"]["split"]
+    split = make_split(ds.n_conf, sp["train"], sp["valid"], sp["test"], seed=sp["seed"])
+    return config, ds, split
+
+
+def today_epochs(config, role, arch, ds, split, epochs: int) -> list[float]:
+    """CPU seconds of epochs 2..E of one train_model run (checkpoints, history included)."""
+    from aedistill.training import train_model
+
+    marks: list[float] = []
+    labels = ds.atom_energies if role == "student" else None
+    with tempfile.TemporaryDirectory() as d:
+        train_model(
+            config,
+            role,
+            arch,
+            0,
+            ds,
+            split,
+            d,
+            labels=labels,
+            max_epochs=epochs,
+            callbacks=[lambda _e: marks.append(time.process_time())],
+        )
+    return list(np.diff(marks))
+
+
+def fast_epochs(config, roles_seeds, arch, ds, split, epochs: int) -> list[float]:
+    """CPU seconds of epochs 2..E of one stack (all members, evaluation included)."""
+    from aedistill.fasttrain import StackSettings, StackTrainer, member_for_role
+
+    members = []
+    for role, seed in roles_seeds:
+        labels = ds.atom_energies if role == "student" else None
+        _, m = member_for_role(config, role, arch, seed, ds, split, labels, max_epochs=epochs)
+        members.append(m)
+    tr = StackTrainer(members, ds, split, StackSettings.from_config(config, len(split.train)), 0)
+    marks = []
+    while not tr.finished:
+        tr.run_epoch()
+        marks.append(time.process_time())
+    return list(np.diff(marks))
+
+
+def run_fast(args) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    config, ds, split = default_data(args.cache)
+    config["training"]["termination_patience"] = 10_000  # every model runs all epochs
+    teacher = config["teachers"]["arch"]
+    teacher_slug = f"L{teacher['atom_layers']}-W{teacher['width']}-S{teacher['sensitivities']}"
+    jobs = []
+    for arch in args.archs:
+        if arch == teacher_slug:
+            jobs.append((arch, "teacher", [("teacher", s) for s in range(args.teacher_members)]))
+        else:
+            rs = [(r, s) for s in range(args.seeds) for r in ("control", "student")]
+            jobs.append((arch, "control", rs))
+    print(
+        f"{ds.n_conf} configurations ({len(split.train)} train, {len(split.valid)} valid), "
+        f"{int(ds.n_atoms.min())}-{int(ds.n_atoms.max())} atoms, batch "
+        f"{config['training']['batch_size']}, {args.epochs} epochs x {args.rounds} rounds, "
+        f"threads {torch.get_num_threads()}, torch {torch.__version__}",
+        flush=True,
+    )
+    today = {a: [] for a, _, _ in jobs}
+    new = {a: [] for a, _, _ in jobs}
+    for _ in range(args.rounds):
+        for arch, role, rs in jobs:
+            today[arch] += today_epochs(config, role, arch, ds, split, args.epochs)
+            new[arch] += fast_epochs(config, rs, arch, ds, split, args.epochs)
+    print(
+        f"{'arch':<11} {'models':>6} {'today s/model-epoch':>20} {'new s/stack-epoch':>18} "
+        f"{'today m-ep/CPU-s':>17} {'new m-ep/CPU-s':>15} {'new/today':>10}"
+    )
+    for arch, _, rs in jobs:
+        t = float(np.median(today[arch]))
+        n = float(np.median(new[arch]))
+        m = len(rs)
+        print(
+            f"{arch:<11} {m:>6} {t:>20.3f} {n:>18.3f} {1 / t:>17.3f} {m / n:>15.3f} "
+            f"{m * t / n:>9.1f}x",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", default="L1-W8-S4")
+    ap.add_argument("--mode", choices=["fast", "raw"], default="fast")
+    ap.add_argument("--archs", nargs="+", default=["L1-W8-S4", "L2-W16-S8", "L2-W64-S20"])
+    ap.add_argument("--seeds", type=int, default=4, help="fast: seeds per grid architecture")
+    ap.add_argument("--teacher-members", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="fast: interleaved repetitions")
+    ap.add_argument("--cache", default="/tmp/aedistill-default-emt.h5")
+    ap.add_argument("--arch", default="L1-W8-S4", help="raw: architecture")
     ap.add_argument("--n-conf", type=int, default=64)
     ap.add_argument(
         "--repeat", type=int, default=2, help="fcc cubic supercell repeat (2 → 32 atoms)"
     )
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=16, help="raw: batch size")
     args = ap.parse_args()
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    if args.mode == "fast":
+        run_fast(args)
+    else:
+        run_raw(args)
+
+
+def run_raw(args) -> None:
 
     from aedistill.arch import Arch
     from aedistill.config import validate_config

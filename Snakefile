@@ -20,7 +20,7 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    role=paths.ROLE_PATTERN,
+    role=roles.ROLE_PATTERN,
     arch=paths.ARCH_PATTERN,
     seed=r"[0-9]+",
 

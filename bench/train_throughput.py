@@ -60,8 +60,8 @@ def raw_epoch_times(config, arch, ds, split, epochs: int) -> list[float]:
     from hippynn.experiment.assembly import assemble_for_training, precompute_pairs
     from hippynn.graphs import loss
 
+    from aedistill.database import database_arrays
     from aedistill.models import ModelSpec, build_training_graph
-    from aedistill.training import database_arrays
 
     g = build_training_graph(ModelSpec.from_config(config, arch), seed=0)
     e, f = g.energy_per_atom, g.forces

@@ -12,15 +12,11 @@ import torch
 from aedistill.config import validate_config
 from aedistill.data.split import make_split
 from aedistill.errors import UserInputError
+from aedistill.loss import get_loss_weights
 from aedistill.models import load_model, make_calculator
-from aedistill.training import (
-    HISTORY_COLUMNS,
-    LossWeights,
-    get_loss_weights,
-    plan_role,
-    prepare_training,
-    train_model,
-)
+from aedistill.roles import LossWeights, plan_role
+from aedistill.tables import HISTORY_COLUMNS
+from aedistill.training import prepare_training, train_model
 from tests.helpers import tiny_emt as _tiny_emt
 
 ARCH = "L1-W6-S4"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from aedistill import paths
+from aedistill import paths, roles
 from aedistill.config import check_semantics, grid_archs, teacher_arch
 
 check_semantics(config)

@@ -1,10 +1,10 @@
-"""Shim: tables/efficiency.csv from timing/memory JSONs (aedistill.memory.efficiency_table)."""
+"""Shim: tables/efficiency.csv from timing/memory JSONs (aedistill.tables.efficiency_table)."""
 
 from aedistill.workflow import script_logging
 
 with script_logging(snakemake):  # noqa: F821 - injected by Snakemake
     from aedistill.io import write_csv
-    from aedistill.memory import efficiency_table
+    from aedistill.tables import efficiency_table
 
     write_csv(
         snakemake.output.table,  # noqa: F821

@@ -1,9 +1,9 @@
-"""Shim: tables/models.csv and tables/histories.csv (aedistill.training.summarize_models)."""
+"""Shim: tables/models.csv and tables/histories.csv (aedistill.tables.summarize_models)."""
 
 from aedistill.workflow import script_logging
 
 with script_logging(snakemake):  # noqa: F821 - injected by Snakemake
-    from aedistill.training import summarize_models
+    from aedistill.tables import summarize_models
 
     summarize_models(
         list(snakemake.input.metrics),  # noqa: F821

@@ -3,7 +3,9 @@
 # Roles that learn teacher labels depend on the labels file; the others only on the data.
 
 LABEL_ROLES = {
-    r for r in GRID_ROLES + ["born_again"] if roles.plan_role(config, r).labels == "teacher"
+    r
+    for r in GRID_ROLES + ["born_again"]
+    if roles.plan_role(config, r).labels == "teacher"
 }
 STUDENT_ROLES = [r for r in GRID_ROLES if r.startswith("student") or r == "oracle"]
 CONTROL_ROLES = [r for r in GRID_ROLES if r in ("control", "matched_control")]

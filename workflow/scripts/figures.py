@@ -7,7 +7,7 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 
 with script_logging(smk):
     make_figure(
-        smk.params.figure,
+        smk.wildcards.figure,
         smk.output.png,
         smk.output.pdf,
         models_csv=smk.input.models,
@@ -15,5 +15,5 @@ with script_logging(smk):
         efficiency_csv=smk.input.get("efficiency"),
         rdf_csv=smk.input.get("rdf_errors"),
         run=smk.params.run,
-        learning_curve_archs=smk.params.get("learning_curve_archs", []),
+        learning_curve_archs=smk.params.learning_curve_archs,
     )

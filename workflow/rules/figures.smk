@@ -66,7 +66,7 @@ rule figure:
             str(paths.figure(RUN, "{figure}", "png")),
             caption="../report/figure.rst",
             category="Figures",
-            labels={"figure": lambda w: FIGURES[w.figure]["label"]},
+            labels=lambda w: {"figure": FIGURES[w.figure]["label"]},
         ),
         pdf=str(paths.figure(RUN, "{figure}", "pdf")),
     log:

@@ -2,12 +2,12 @@
 
 from aedistill.workflow import script_logging
 
-with script_logging(snakemake):  # noqa: F821 - injected by Snakemake
+with script_logging(snakemake):
     from aedistill.tables import summarize_models
 
     summarize_models(
-        list(snakemake.input.metrics),  # noqa: F821
-        list(snakemake.input.histories),  # noqa: F821
-        snakemake.output.models,  # noqa: F821
-        snakemake.output.histories,  # noqa: F821
+        list(snakemake.input.metrics),
+        list(snakemake.input.histories),
+        snakemake.output.models,
+        snakemake.output.histories,
     )

@@ -29,7 +29,7 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    role=paths.ROLE_PATTERN,
+    role=roles.ROLE_PATTERN,
     arch=paths.ARCH_PATTERN,
     seed=r"[0-9]+",
 
@@ -56,8 +56,9 @@ rule report:
         paths.run_dir(RUN) / "report.html",
     log:
         log_of(paths.run_dir(RUN) / "report.html"),
-    conda:
-        "envs/plots.yaml"
+    # handed over to a second Snakemake, run locally by the calling Snakemake's own
+    # interpreter (params.python): no conda env, which that interpreter would not use
+    handover: True
     threads: 1
     resources:
         mem_mb=2000,

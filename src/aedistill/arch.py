@@ -43,6 +43,11 @@ class Arch:
         return cls(*(int(g) for g in m.groups()))
 
     @classmethod
+    def parse(cls, arch: Arch | str) -> Arch:
+        """``arch`` itself if it is an :class:`Arch`, else the architecture of its slug."""
+        return arch if isinstance(arch, Arch) else cls.from_slug(arch)
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Arch:
         return cls(int(d["atom_layers"]), int(d["width"]), int(d["sensitivities"]))
 

@@ -703,8 +703,57 @@ def _replace_interactions(network, holder, layer_class=_FastInteract):
             block[0] = layer_class(first, holder)
 
 
+# ----------------------------------------------------------------------------- shared base
+class _FastHipnn:
+    """A HIPNN's network and energy head (deep copies, frozen, in ``dtype``) whose interaction
+    layers are ``layer_class`` (fused pair kernels), fed with pairs through ``self.holder``.
+
+    The set-up and the per-call evaluation shared by :class:`FastHipnnCalculator` (ASE) and
+    :class:`FastPairModel` (LAMMPS ML-IAP); they differ in where the pairs come from.
+    """
+
+    def __init__(self, network, henergy, dtype, layer_class) -> None:
+        from hippynn.networks.hipnn import HipnnVec
+
+        self.holder = _Holder()
+        self.network = copy.deepcopy(network).to(dtype).eval()
+        self.henergy = copy.deepcopy(henergy).to(dtype).eval()
+        for p in (*self.network.parameters(), *self.henergy.parameters()):
+            p.requires_grad_(False)
+        _replace_interactions(self.network, self.holder, layer_class)
+        self._vec = isinstance(network, HipnnVec)
+        self.species_set = [int(z) for z in torch.as_tensor(network.species_set).tolist()]
+        self.rc = float(network.dist_hard_max)
+        self.dtype = dtype
+
+    def _energy(self, z: torch.Tensor, wrt: torch.Tensor | None, **pairs):
+        """(ε per atom (n, 1) eV, E eV, dE/d``wrt`` or None) of the atoms with one-hot
+        species ``z``; the interaction layers read ``pairs`` (fields of ``self.holder``,
+        cleared afterwards)."""
+        for name, value in pairs.items():
+            setattr(self.holder, name, value)
+        empty = torch.zeros(0, dtype=self.dtype)
+        empty_i = torch.zeros(0, dtype=torch.long)
+        try:
+            with torch.enable_grad():
+                args = (z, empty_i, empty_i, empty)
+                if self._vec:
+                    args = (*args, torch.zeros((0, 3), dtype=self.dtype))
+                feats = self.network(*args)
+                he = self.henergy
+                if he.first_is_interacting:
+                    feats = feats[1:]
+                atom_en = sum(lay(x) for x, lay in zip(feats, he.layers, strict=True))
+                energy = atom_en.sum()
+                grad = None if wrt is None else torch.autograd.grad(energy, wrt)[0]
+        finally:
+            for name in pairs:
+                setattr(self.holder, name, None)
+        return atom_en.detach(), energy.detach(), grad
+
+
 # ----------------------------------------------------------------------------- calculator
-class FastHipnnCalculator(Calculator):
+class FastHipnnCalculator(_FastHipnn, Calculator):
     """ASE calculator for a hippynn ``Hipnn``/``HipnnVec`` + ``HEnergy`` model (energies in eV).
 
     ``network`` and ``henergy`` are the torch modules (they are deep-copied, so training the
@@ -724,22 +773,11 @@ class FastHipnnCalculator(Calculator):
         en_unit: float = 1.0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        Calculator.__init__(self, **kwargs)
         if skin < 0:
             raise ValueError("skin must be non-negative")
-        self.holder = _Holder()
-        self.network = copy.deepcopy(network).to(dtype).eval()
-        self.henergy = copy.deepcopy(henergy).to(dtype).eval()
-        for p in (*self.network.parameters(), *self.henergy.parameters()):
-            p.requires_grad_(False)
-        _replace_interactions(self.network, self.holder)
-        from hippynn.networks.hipnn import HipnnVec
-
-        self._vec = isinstance(network, HipnnVec)
-        self.species_set = [int(z) for z in torch.as_tensor(network.species_set).tolist()]
-        self.rc = float(network.dist_hard_max)
+        _FastHipnn.__init__(self, network, henergy, dtype, _FastInteract)
         self.skin = float(skin)
-        self.dtype = dtype
         self.en_unit = float(en_unit)
         self._nl_key = None
         self.n_builds = 0
@@ -782,32 +820,17 @@ class FastHipnnCalculator(Calculator):
         self._update_pairs(atoms)
         r_np = np.ascontiguousarray(atoms.positions, dtype=np.float64)
         r_pos = torch.from_numpy(r_np.copy()).requires_grad_(True)
-        self.holder.r_pos = r_pos
-        self.holder.state = _PairState(r_np, self._shiftvec, self._pi, self._pj)
+        state = _PairState(r_np, self._shiftvec, self._pi, self._pj)
         z = self._one_hot(atoms.numbers)
-        empty = torch.zeros(0, dtype=self.dtype)
-        empty_i = torch.zeros(0, dtype=torch.long)
-        with torch.enable_grad():
-            args = (z, empty_i, empty_i, empty)
-            if self._vec:
-                args = (*args, torch.zeros((0, 3), dtype=self.dtype))
-            feats = self.network(*args)
-            he = self.henergy
-            if he.first_is_interacting:
-                feats = feats[1:]
-            atom_en = sum(lay(x) for x, lay in zip(feats, he.layers, strict=True))
-            energy = atom_en.sum()
-            (grad,) = torch.autograd.grad(energy, r_pos)
-        self.holder.state = None
-        self.holder.r_pos = None
-        e = float(energy.detach()) * self.en_unit
+        atom_en, energy, grad = self._energy(z, r_pos, state=state, r_pos=r_pos)
+        e = float(energy) * self.en_unit
         self.results["energy"] = e
         self.results["free_energy"] = e
-        self.results["energies"] = atom_en.detach().double().numpy()[:, 0] * self.en_unit
+        self.results["energies"] = atom_en.double().numpy()[:, 0] * self.en_unit
         self.results["forces"] = -grad.numpy() * self.en_unit
 
 
-class FastPairModel:
+class FastPairModel(_FastHipnn):
     """A one-interaction-layer HIPNN evaluated on a full, directed neighbour list.
 
     This is the form LAMMPS' ML-IAP "unified" interface gives: pairs (i, j) with i one of
@@ -830,18 +853,7 @@ class FastPairModel:
             raise NotImplementedError(
                 f"directed-pair evaluation needs exactly 1 interaction layer, got {n_int}"
             )
-        self.holder = _Holder()
-        self.network = copy.deepcopy(network).to(dtype).eval()
-        self.henergy = copy.deepcopy(henergy).to(dtype).eval()
-        for p in (*self.network.parameters(), *self.henergy.parameters()):
-            p.requires_grad_(False)
-        _replace_interactions(self.network, self.holder, _DirectedInteract)
-        from hippynn.networks.hipnn import HipnnVec
-
-        self._vec = isinstance(network, HipnnVec)
-        self.species_set = [int(z) for z in torch.as_tensor(network.species_set).tolist()]
-        self.rc = float(network.dist_hard_max)
-        self.dtype = dtype
+        super().__init__(network, henergy, dtype, _DirectedInteract)
         self.n_weights = sum(p.numel() for p in (*network.parameters(), *henergy.parameters()))
 
     def evaluate(
@@ -888,30 +900,10 @@ class FastPairModel:
             half,
         )
         rij_t = torch.from_numpy(rij64).requires_grad_(True)
-        self.holder.pairs, self.holder.rij = pairs, rij_t
         z = torch.from_numpy(z_all[:n_first]).to(self.dtype)
-        empty = torch.zeros(0, dtype=self.dtype)
-        empty_i = torch.zeros(0, dtype=torch.long)
-        try:
-            with torch.enable_grad():
-                args = (z, empty_i, empty_i, empty)
-                if self._vec:
-                    args = (*args, torch.zeros((0, 3), dtype=self.dtype))
-                feats = self.network(*args)
-                he = self.henergy
-                if he.first_is_interacting:
-                    feats = feats[1:]
-                atom_en = sum(lay(x) for x, lay in zip(feats, he.layers, strict=True))
-                energy = atom_en.sum()
-                if n_pairs:
-                    (grad,) = torch.autograd.grad(energy, rij_t)
-                    grad_np = grad.numpy()
-                else:
-                    grad_np = np.zeros((0, 3))
-        finally:
-            self.holder.pairs, self.holder.rij = None, None
-        eps = atom_en.detach().double().numpy()[:, 0]
-        return eps, float(energy.detach()), grad_np
+        atom_en, energy, grad = self._energy(z, rij_t if n_pairs else None, pairs=pairs, rij=rij_t)
+        grad_np = grad.numpy() if n_pairs else np.zeros((0, 3))
+        return atom_en.double().numpy()[:, 0], float(energy), grad_np
 
 
 def fast_calculator(path_or_loaded, **kwargs) -> FastHipnnCalculator:

@@ -10,8 +10,7 @@ Layout (``R = results/<run_name>``)::
     R/tables/*.csv
     R/figures/*.png, *.pdf
 
-Roles: ``teacher``, ``student``, ``control``, ``matched_control``, ``oracle``,
-``born_again`` and ``student_wA<value>`` (w_A sweep).
+Roles and their name pattern: :mod:`aedistill.roles`.
 """
 
 from __future__ import annotations
@@ -22,9 +21,6 @@ RESULTS = Path("results")
 LOGS = Path("logs")
 BENCHMARKS = Path("benchmarks")
 
-ROLE_PATTERN = (
-    r"teacher|student|control|matched_control|oracle|born_again|student_wA[0-9.]+(?:e[+-]?[0-9]+)?"
-)
 ARCH_PATTERN = r"L[0-9]+-W[0-9]+-S[0-9]+"
 
 
@@ -106,6 +102,16 @@ def rdf(run: str, role: str, arch: str, seed: int | str) -> Path:
 
 def lammps_timing(run: str, role: str, arch: str, seed: int | str) -> Path:
     return run_dir(run) / "lammps" / role / arch / f"seed{seed}" / "timing.json"
+
+
+def model_key(path: Path | str) -> tuple[str, str, int]:
+    """(role, arch, seed) of a per-model path ``.../<role>/<arch>/seed<seed>/<file>`` (the
+    inverse of :func:`model`, :func:`timing`, :func:`rdf`, ...)."""
+    p = Path(path)
+    seed_dir = p.parent.name
+    if not seed_dir.startswith("seed"):
+        raise ValueError(f"{p}: not a <role>/<arch>/seed<seed>/ path")
+    return p.parent.parent.parent.name, p.parent.parent.name, int(seed_dir[4:])
 
 
 def table(run: str, name: str) -> Path:

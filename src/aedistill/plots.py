@@ -255,14 +255,6 @@ def _footer(fig: plt.Figure, run: str | None, notes: Sequence[str]) -> None:
         fig.text(0.01, -0.01, " · ".join(parts), fontsize=8, color="0.35", ha="left", va="top")
 
 
-def _points(
-    models: pd.DataFrame,
-    efficiency: pd.DataFrame | None,
-    rdf: pd.DataFrame | None,
-) -> pd.DataFrame:
-    return analysis.summarise_points(models, efficiency, rdf)
-
-
 def _has(df: pd.DataFrame | None, col: str) -> bool:
     return (
         df is not None
@@ -286,7 +278,7 @@ def fig2_pareto(
     """
     apply_style()
     all_roles = list(models["role"].unique())
-    points = _points(models, efficiency, None)
+    points = analysis.summarise_points(models, efficiency, None)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
     notes: list[str] = []
     drawn: set[str] = set()
@@ -352,7 +344,7 @@ def fig3_accuracy_vs_weights(
     """
     apply_style()
     all_roles = list(models["role"].unique())
-    points = _points(models, None, rdf)
+    points = analysis.summarise_points(models, None, rdf)
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), constrained_layout=True)
     notes: list[str] = []
     drawn: set[str] = set()
@@ -398,10 +390,11 @@ def fig4_learning_curves(
 
     One thin line per seed (student and control share seeds, hence initial weights); the
     grid roles in ``roles`` that have histories for the architecture are drawn. Log y.
+    ``archs``: the config's choice, :func:`aedistill.analysis.learning_curve_archs`.
     """
     apply_style()
     notes: list[str] = []
-    archs = list(archs) or ([] if histories is None else sorted(histories["arch"].unique())[:1])
+    archs = list(archs)
     nrow = max(1, len(archs))
     fig, axes = plt.subplots(
         nrow, 2, figsize=(10, 3.6 * nrow), squeeze=False, constrained_layout=True
@@ -418,8 +411,12 @@ def fig4_learning_curves(
             if histories is not None and arch is not None and col in histories.columns:
                 h = histories[(histories["arch"] == arch) & histories["role"].isin(roles)]
                 h = _finite(h, "epoch", col)
+            if arch is None:
+                _note(ax, "no architecture chosen\n(figures.learning_curve_archs)")
+                notes.append("no architecture chosen for the learning curves")
+                continue
             if h is None or h.empty:
-                _note(ax, f"no training histories for {arch or 'any architecture'}")
+                _note(ax, f"no training histories for {arch}")
                 notes.append(f"no histories for {arch}")
                 continue
             for role in ordered_roles(h["role"].unique()):
@@ -455,7 +452,7 @@ def fig5_efficiency_vs_weights(
     and memory per atom (B) vs number of weights (log x)."""
     apply_style()
     all_roles = list(models["role"].unique())
-    points = _points(models, efficiency, None)
+    points = analysis.summarise_points(models, efficiency, None)
     has_lmp = _has(efficiency, "lammps_time_per_step_per_atom_s")
     panels = [("time_per_step_per_atom_s", 1e6, T_LABEL, "A", "ASE")]
     if has_lmp:
@@ -507,7 +504,8 @@ def make_figure(
     """Read the tables a figure needs and draw figure ``name`` (fig2..fig5).
 
     Missing optional tables (``None`` path, absent file, no rows) leave their panels with a
-    note. Returns the notes (also logged).
+    note. ``learning_curve_archs``: the architectures of Fig 4 (the config's choice,
+    :func:`aedistill.analysis.learning_curve_archs`). Returns the notes (also logged).
     """
     models = analysis.read_models(models_csv)
     eff = analysis.read_table(efficiency_csv, ("role", "arch", "seed"))
@@ -518,11 +516,7 @@ def make_figure(
         notes = fig3_accuracy_vs_weights(models, rdf, png, pdf, run)
     elif name == "fig4":
         hist = analysis.read_table(histories_csv, ("role", "arch", "seed", "epoch"))
-        archs = list(learning_curve_archs)
-        if not archs:
-            grid = models[models["role"].isin(["student", "control"])]
-            archs = list(grid.sort_values("n_weights")["arch"].unique()[:1])
-        notes = fig4_learning_curves(hist, archs, png, pdf, run)
+        notes = fig4_learning_curves(hist, learning_curve_archs, png, pdf, run)
     elif name == "fig5":
         notes = fig5_efficiency_vs_weights(models, eff, png, pdf, run)
     else:

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit"))
 from test_plots import synthetic_tables  # noqa: E402
 
-RULES = ["analysis", "fig2", "fig3", "fig4", "fig5", "figures"]
+RULES = ["analysis", "figure", "figures"]
 
 
 def _snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:

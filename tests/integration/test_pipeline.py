@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tests.integration.test_data_stage import _copy_workflow, snakemake
+from tests.integration.test_targets import _job_stats
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +29,12 @@ def test_full_pipeline_and_report(repo, tmp_path):
         ("teacher", 2),
     ]
     assert np.isfinite(models["test_f_rmse"]).all() and (models["n_weights"] > 0).all()
-    # student and control of one seed differ only by the ε term: same weight count
-    s, c = (models[(models.role == r) & (models.seed == 0)].iloc[0] for r in ("student", "control"))
-    assert s["n_weights"] == c["n_weights"]
+    # Born-Again students train the teachers' architecture, the grid roles a smaller one
+    n_weights = models.groupby("role")["n_weights"].unique()
+    assert len(n_weights["teacher"]) == 1 and list(n_weights["born_again"]) == list(
+        n_weights["teacher"]
+    )
+    assert n_weights["student"].max() < n_weights["teacher"].min()
     check = pd.read_csv(res / "labels" / "labels_check.csv")
     n_conf = json.loads((res / "data" / "summary.json").read_text())["n_configurations"]
     assert len(check) == 2 * n_conf  # one row per (teacher member, configuration)
@@ -37,7 +42,14 @@ def test_full_pipeline_and_report(repo, tmp_path):
     eff = pd.read_csv(res / "tables" / "efficiency.csv")
     assert (eff["time_per_step_per_atom_s"] > 0).all() and (eff["bytes_per_atom"] > 0).all()
     rdf = pd.read_csv(res / "tables" / "rdf_errors.csv")
-    assert (rdf["rdf_error_A"] >= 0).all()
+    name = rdf["role"] + "/" + rdf["arch"] + "/seed" + rdf["seed"].astype(str)
+    ref = rdf[name == rdf["reference"]]
+    assert len(ref) == 1 and ref["role"].item() == "teacher"
+    assert ref["rdf_error_A"].item() == 0.0  # the reference against itself
+    # every other model's liquid differs from the reference's (LAMMPS seed 0 of each role)
+    others = rdf.drop(ref.index)
+    assert sorted(others["role"]) == ["born_again", "control", "student"]
+    assert (np.isfinite(others["rdf_error_A"]) & (others["rdf_error_A"] > 0)).all()
     for name in ("fig2", "fig3", "fig4", "fig5"):
         assert (res / "figures" / f"{name}.png").stat().st_size > 10_000
         assert (res / "figures" / f"{name}.pdf").stat().st_size > 1_000
@@ -47,3 +59,15 @@ def test_full_pipeline_and_report(repo, tmp_path):
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     html = (res / "report.html").read_text(errors="ignore")
     assert "fig2" in html and len(html) > 100_000
+
+    # jobs see only the config sections they read: a LAMMPS setting reruns the LAMMPS runs
+    # and what is computed from them, nothing else (no training, timing or memory job)
+    cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
+    cfg["lammps"]["production_steps"] += 10
+    (wd / "config" / "edited.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    r = snakemake(wd, "-n", "--configfile", "config/edited.yaml", timeout=300)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    planned = _job_stats(r)
+    assert planned["lammps_rdf"] == len(rdf)
+    downstream = {"rdf_errors", "efficiency_table", "analysis", "figure", "all"}
+    assert set(planned) - {"lammps_rdf"} <= downstream, planned

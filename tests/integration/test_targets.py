@@ -124,22 +124,31 @@ def test_documented_commands_resolve(workdir, repo):
 
 
 def test_editing_another_section_does_not_retrain(tmp_path, repo):
-    """Jobs see only the config sections they read: after training, changing LAMMPS or
-    efficiency settings plans no training job, changing the training section retrains."""
+    """Jobs see only the config sections they read: after training, timing and memory probing
+    of one model, changing LAMMPS or figure settings plans nothing, changing the efficiency
+    section reruns only its timing and memory jobs, changing the training section retrains."""
     import yaml
 
     wd = _copy_workflow(repo, tmp_path)
-    target = "results/test/models/control/L1-W8-S4/seed0/metrics.json"
-    r = snakemake(wd, target, "--cores", "1", "--configfile", "config/test.yaml")
+    model = "results/test/{}/control/L1-W8-S4/seed0/{}"
+    targets = [
+        model.format("models", "metrics.json"),
+        model.format("efficiency", "timing.json"),
+        model.format("efficiency", "memory.json"),
+    ]
+    r = snakemake(wd, *targets, "--cores", "1", "--configfile", "config/test.yaml")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
 
     def plan(**sections) -> subprocess.CompletedProcess:
         edited = {**cfg, **{k: {**cfg.get(k, {}), **v} for k, v in sections.items()}}
         (wd / "config" / "edited.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
-        return snakemake(wd, target, "-n", "--configfile", "config/edited.yaml")
+        return snakemake(wd, *targets, "-n", "--configfile", "config/edited.yaml")
 
-    r = plan(lammps={"production_steps": 99}, efficiency={"blocks": 5})
+    r = plan(lammps={"production_steps": 99}, figures={"learning_curve_archs": ["L1-W8-S4"]})
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
+    r = plan(efficiency={"blocks": 5})
+    assert r.returncode == 0 and _job_stats(r) == {"timing": 1, "memory": 1}, r.stdout[-2000:]
     r = plan(training={"learning_rate": 5e-4})
-    assert r.returncode == 0 and _job_stats(r) == {"train_model": 1}, r.stdout[-2000:]
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert _job_stats(r) == {"train_model": 1, "timing": 1, "memory": 1}, r.stdout[-2000:]

@@ -220,8 +220,9 @@ def test_run_analysis_writes_tables_without_optional_inputs(tmp_path):
     # only the n_weights axis has fronts; no time/memory/RDF rows
     assert set(a.loc[a.section == "pareto", "x"]) == {"n_weights"}
     assert set(a.loc[a.section == "pareto", "y"]) == {"test_f_rmse", "test_e_rmse"}
-    inputs = a[a.section == "inputs"].set_index("arch")["value"]
-    assert inputs["efficiency"] == 0 and inputs["models"] == 9
+    inputs = a[a.section == "inputs"].set_index("metric")["value"]
+    assert inputs.to_dict() == {"models.n_rows": 9, "efficiency.n_rows": 0, "rdf_errors.n_rows": 0}
+    assert a.loc[a.section == "inputs", "arch"].isna().all()
     tvt = a[a.section == "teacher_vs_true"].set_index("metric")["value"]
     assert tvt.to_dict() == {"eps_rmse": 0.012, "per_member.0": 0.01, "per_member.1": 0.014}
     win = a[

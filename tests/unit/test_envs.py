@@ -206,11 +206,18 @@ def test_rule_listing_sees_the_workflow():
         assert not _rules(configfile)["dataset"]["local"]
 
 
+#: Rules handed over to the calling Snakemake's interpreter (sys.executable): no env.
+HOST_RULES = {"report"}
+
+
 @pytest.mark.parametrize("configfile", [str(c.relative_to(REPO)) for c in CONFIGS])
 def test_every_rule_that_runs_code_has_an_existing_env(configfile):
-    for rule, info in _rules(configfile).items():
-        if info["runs"] is None:
-            continue  # a target rule (input only)
+    rules = _rules(configfile)
+    for rule in HOST_RULES:
+        assert rules[rule]["runs"] == "shell" and rules[rule]["conda"] is None, rule
+    for rule, info in rules.items():
+        if info["runs"] is None or rule in HOST_RULES:
+            continue  # a target rule (input only), or one without an env
         assert info["runs"] != "run", f"rule {rule}: `run:` cannot use conda; use script:"
         assert info["conda"] is not None, f"rule {rule} ({info['file'].name}) has no conda:"
         assert info["conda"].is_file(), f"rule {rule}: {info['conda']} missing"

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from aedistill.arch import Arch
+from aedistill.data.emt import rattled_fcc_emt
 from aedistill.errors import UserInputError
 from aedistill.io import read_json
 from aedistill.labels import load_labels, make_labels
 from aedistill.models import ModelSpec, build_training_graph, save_model
-from tests.helpers import tiny_emt
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def members(tmp_path_factory):
 
 
 def test_labels_sum_to_energy_and_are_aligned(tmp_path, members):
-    ds = tiny_emt()
+    ds = rattled_fcc_emt(6)
     out = make_labels(
         members, ds, tmp_path / "l.h5", tmp_path / "check.csv", tmp_path / "vs.json", 4
     )
@@ -57,9 +57,9 @@ def test_labels_sum_to_energy_and_are_aligned(tmp_path, members):
 
 
 def test_misaligned_labels_are_refused(tmp_path, members):
-    ds = tiny_emt()
+    ds = rattled_fcc_emt(6)
     make_labels(members, ds, tmp_path / "l.h5", tmp_path / "c.csv", tmp_path / "v.json")
-    other = tiny_emt(n=5)
+    other = rattled_fcc_emt(5)
     with pytest.raises(UserInputError, match="rebuild the labels"):
         load_labels(tmp_path / "l.h5", other)
     with pytest.raises(UserInputError, match="only 2 members"):
@@ -67,7 +67,7 @@ def test_misaligned_labels_are_refused(tmp_path, members):
 
 
 def test_no_exact_energies_gives_a_note(tmp_path, members):
-    ds = tiny_emt()
+    ds = rattled_fcc_emt(6)
     ds.atom_energies = None
     make_labels(members, ds, tmp_path / "l.h5", tmp_path / "c.csv", tmp_path / "v.json")
     vs = read_json(tmp_path / "v.json")

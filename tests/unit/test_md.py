@@ -21,6 +21,7 @@ from aedistill.md import (
     run_nve_timing,
     time_model,
 )
+from tests.helpers import assert_forces_are_minus_gradient
 
 
 def _graph(slug: str, l_max: int = 1, interaction_layers: int = 1, seed: int = 0):
@@ -68,16 +69,7 @@ def test_fast_forces_are_minus_energy_gradient():
     _, g = _graph("L1-W8-S4")
     atoms = _triclinic_al()
     atoms.calc = FastHipnnCalculator.from_modules(g.modules, dtype=torch.float64, skin=0.0)
-    f = atoms.get_forces()
-    h = 1e-5
-    for i, c in [(0, 0), (3, 1), (7, 2)]:
-        e = []
-        for sgn in (1, -1):
-            a = atoms.copy()
-            a.calc = atoms.calc
-            a.positions[i, c] += sgn * h
-            e.append(a.get_potential_energy())
-        assert -(e[0] - e[1]) / (2 * h) == pytest.approx(f[i, c], rel=1e-5, abs=1e-7)
+    assert_forces_are_minus_gradient(atoms, [(0, 0), (3, 1), (7, 2)], h=1e-5, rel=1e-5, abs=1e-7)
 
 
 def test_float32_network_close_to_float64():

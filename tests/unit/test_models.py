@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from aedistill.arch import Arch
+from aedistill.data.emt import rattled_fcc_emt
 from aedistill.errors import UserInputError
 from aedistill.models import (
     ModelSpec,
@@ -16,7 +17,7 @@ from aedistill.models import (
     make_calculator,
     save_model,
 )
-from tests.helpers import tiny_emt
+from tests.helpers import assert_forces_are_minus_gradient
 
 SPEC = dict(cutoff_soft_min=1.5, cutoff_soft_max=3.5, cutoff_hard_max=4.0)
 
@@ -64,7 +65,7 @@ def test_corrupt_or_foreign_model_file_is_a_user_error(tmp_path):
 
 
 def test_saved_model_roundtrip_and_sum_of_atom_energies(tmp_path):
-    ds = tiny_emt()
+    ds = rattled_fcc_emt(6)
     spec = ModelSpec(Arch(1, 6, 4), (13,), **SPEC)
     g = build_training_graph(spec, seed=3)
     with torch.no_grad():  # make the per-atom energies non-trivial
@@ -82,7 +83,7 @@ def test_saved_model_roundtrip_and_sum_of_atom_energies(tmp_path):
 
 
 def test_calculator_forces_are_minus_gradient_and_match_predict(tmp_path):
-    ds = tiny_emt()
+    ds = rattled_fcc_emt(6)
     spec = ModelSpec(Arch(1, 6, 4), (13,), **SPEC)
     g = build_training_graph(spec, seed=1)
     with torch.no_grad():
@@ -99,13 +100,4 @@ def test_calculator_forces_are_minus_gradient_and_match_predict(tmp_path):
     np.testing.assert_allclose(atoms.get_forces(), pred["forces"][1][: len(atoms)], atol=1e-4)
     # finite differences in double precision
     calc.to(torch.float64)
-    forces = atoms.get_forces()
-    h = 1e-4
-    for i, k in [(0, 0), (3, 2), (5, 1)]:
-        e = []
-        for sgn in (1, -1):
-            b = atoms.copy()
-            b.positions[i, k] += sgn * h
-            b.calc = calc
-            e.append(b.get_potential_energy())
-        assert forces[i, k] == pytest.approx(-(e[0] - e[1]) / (2 * h), abs=1e-6)
+    assert_forces_are_minus_gradient(atoms, [(0, 0), (3, 2), (5, 1)], abs=1e-6)

@@ -10,30 +10,22 @@ import pytest
 import torch
 
 from aedistill.config import validate_config
+from aedistill.data.emt import rattled_fcc_emt
 from aedistill.data.split import make_split
 from aedistill.errors import UserInputError
+from aedistill.loss import get_loss_weights
 from aedistill.models import load_model, make_calculator
-from aedistill.training import (
-    HISTORY_COLUMNS,
-    LossWeights,
-    get_loss_weights,
-    plan_role,
-    prepare_training,
-    train_model,
-)
-from tests.helpers import tiny_emt as _tiny_emt
+from aedistill.roles import LossWeights, plan_role
+from aedistill.tables import HISTORY_COLUMNS
+from aedistill.training import prepare_training, train_model
+from tests.helpers import assert_forces_are_minus_gradient
 
 ARCH = "L1-W6-S4"
 
 
-def tiny_emt(n: int = 16, seed: int = 0):
-    """Like tests.helpers.tiny_emt, with ±2 % lattice constants."""
-    return _tiny_emt(n, seed, lattice_jitter=0.02)
-
-
 @pytest.fixture(scope="module")
 def data():
-    ds = tiny_emt()
+    ds = rattled_fcc_emt(16, lattice_jitter=0.02)
     return ds, make_split(ds.n_conf, 0.625, 0.1875, 0.1875, seed=0)
 
 
@@ -79,7 +71,7 @@ def test_roles_use_the_configured_weights():
         plan_role(c, "teacher2")
 
 
-def test_loss_equals_hand_computation(data):
+def test_loss_equals_hand_computation(tmp_path, data):
     ds, split = data
     c = cfg()
     labels = fake_labels(ds)
@@ -94,11 +86,10 @@ def test_loss_equals_hand_computation(data):
     # hand computation on the same configurations, independent of the loss graph
     idx = split.train
     sub = ds.subset(idx)
-    tmp = __import__("tempfile").mkdtemp()
     from aedistill.models import save_model
 
-    save_model(f"{tmp}/m.pt", s.spec, s.graph)
-    m = load_model(f"{tmp}/m.pt")
+    save_model(tmp_path / "m.pt", s.spec, s.graph)
+    m = load_model(tmp_path / "m.pt")
     pred = m.predict(sub, batch_size=100)
     mask = sub.species > 0
     de = (pred["energy"] - sub.energy) / sub.n_atoms
@@ -190,16 +181,7 @@ def test_training_outputs_forces_and_resume(tmp_path, data):
     calc.to(torch.float64)
     atoms = ds.to_atoms(3)
     atoms.calc = calc
-    f = atoms.get_forces()
-    h = 1e-4
-    for i, k in [(0, 1), (len(atoms) - 1, 2)]:
-        e = []
-        for sgn in (1, -1):
-            b = atoms.copy()
-            b.positions[i, k] += sgn * h
-            b.calc = calc
-            e.append(b.get_potential_energy())
-        assert f[i, k] == pytest.approx(-(e[0] - e[1]) / (2 * h), abs=1e-6)
+    assert_forces_are_minus_gradient(atoms, [(0, 1), (len(atoms) - 1, 2)], abs=1e-6)
 
     # interrupted after epoch 2, rerun resumes at epoch 3 and ends identical to `ref`
     class Crash(Exception):

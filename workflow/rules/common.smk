@@ -1,10 +1,11 @@
-# Shared helpers (run name, path functions, model lists) for all the .smk files.
+# Shared helpers (run name, path functions, model lists) for all the .smk files. Every global
+# that more than one .smk file reads is defined here; a stage file defines only its own.
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from aedistill import paths
+from aedistill import paths, roles
 from aedistill.config import check_semantics, grid_archs, teacher_arch
 
 check_semantics(config)
@@ -18,6 +19,9 @@ GRID_ROLES = list(config["grid"]["roles"]) + [
     f"student_wA{w:g}" for w in config["grid"]["w_A_sweep"]
 ]
 BA_SEEDS = config["born_again"]["seeds"] if config["born_again"]["enabled"] else []
+LAMMPS_ENABLED = bool(config["lammps"]["enabled"])
+# wall-time limit of a training job (minutes): the training's own limit plus set-up and test
+TRAIN_RUNTIME = int(config["training"]["max_wall_minutes"] or 240) + 15
 
 
 def all_models():
@@ -41,6 +45,15 @@ def train_config(role):
     return config_sections(*keys, *(["born_again"] if role == "born_again" else []))
 
 
+def tables_read(*names):
+    """{name: path} of the tidy tables ``names`` (the RDF table only when LAMMPS runs)."""
+    return {
+        name: str(paths.table(RUN, name))
+        for name in names
+        if name != "rdf_errors" or LAMMPS_ENABLED
+    }
+
+
 def log_of(path):
     return str(paths.log(path))
 
@@ -57,10 +70,31 @@ def all_targets():
 ALL_TARGETS = [paths.dataset(RUN), paths.split(RUN), paths.dataset_summary(RUN)]
 
 
+# --- LAMMPS stage (lammps.smk), whose timings the efficiency table joins
+LAMMPS_SEEDS = set(config["lammps"]["seeds"])
+# the reference g(r): teacher architecture, seed 0 (always run)
+RDF_REFERENCE = ("teacher", TEACHER_ARCH, 0)
+# (role, arch, seed) of the models that get an RDF run (the reference first)
+LAMMPS_MODELS = list(
+    dict.fromkeys(
+        [RDF_REFERENCE]
+        + [("teacher", TEACHER_ARCH, s) for s in TEACHER_SEEDS if s in LAMMPS_SEEDS]
+        + [("born_again", TEACHER_ARCH, s) for s in BA_SEEDS if s in LAMMPS_SEEDS]
+        + [
+            (r, a, s)
+            for r in ("student", "control")
+            if r in GRID_ROLES
+            for a in GRID_ARCHS
+            for s in SEEDS
+            if s in LAMMPS_SEEDS
+        ]
+    )
+)
+
+
 # --- efficiency stage (efficiency.smk)
 EFF_SEEDS = set(config["efficiency"]["seeds"])
 EFF_DEVICE = config["efficiency"]["device"]
-LAMMPS_TIMINGS = bool(config["lammps"]["enabled"])
 
 
 def efficiency_models():
@@ -70,7 +104,7 @@ def efficiency_models():
 
 def efficiency_lammps_timings():
     """LAMMPS timing files joined into the table (models with an RDF run), if enabled."""
-    if not LAMMPS_TIMINGS:
+    if not LAMMPS_ENABLED:
         return []
     timed = set(efficiency_models())
     return [paths.lammps_timing(RUN, *m) for m in LAMMPS_MODELS if m in timed]

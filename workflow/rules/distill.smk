@@ -2,10 +2,10 @@
 # students (teacher architecture, loss schedule), and the summary tables of all models.
 # Roles that learn teacher labels depend on the labels file; the others only on the data.
 
-from aedistill.training import plan_role
-
 LABEL_ROLES = {
-    r for r in GRID_ROLES + ["born_again"] if plan_role(config, r).labels == "teacher"
+    r
+    for r in GRID_ROLES + ["born_again"]
+    if roles.plan_role(config, r).labels == "teacher"
 }
 STUDENT_ROLES = [r for r in GRID_ROLES if r.startswith("student") or r == "oracle"]
 CONTROL_ROLES = [r for r in GRID_ROLES if r in ("control", "matched_control")]
@@ -41,7 +41,7 @@ rule train_model:
     benchmark:
         bench_of(paths.model(RUN, "{role}", "{arch}", "{seed}"))
     wildcard_constraints:
-        role=r"student|control|matched_control|oracle|born_again|student_wA[0-9.]+(?:e[+-]?[0-9]+)?",
+        role=roles.role_pattern("teacher"),  # teachers: train_teacher
     conda:
         "../../envs/train.yaml"
     threads: 1

@@ -27,7 +27,7 @@ rule timing:
         timing_slot=1,
         gpu=1 if EFF_DEVICE == "cuda" else 0,
     params:
-        config=config,
+        config=config_sections("efficiency", "dataset"),
     message:
         "NVE timing: {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
     script:
@@ -55,7 +55,7 @@ rule memory:
         runtime=60,
         gpu=1 if EFF_DEVICE == "cuda" else 0,
     params:
-        config=config,
+        config=config_sections("efficiency", "dataset"),
     message:
         "Memory probe: {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
     script:
@@ -67,8 +67,7 @@ rule efficiency_table:
         timings=[paths.timing(RUN, r, a, s) for r, a, s in efficiency_models()],
         memories=[paths.memory(RUN, r, a, s) for r, a, s in efficiency_models()],
         models=paths.table(RUN, "models"),
-        # a function: LAMMPS_MODELS is defined in lammps.smk, included after this file
-        lammps=lambda wildcards: efficiency_lammps_timings(),
+        lammps=efficiency_lammps_timings(),
     output:
         table=paths.table(RUN, "efficiency"),
     log:
@@ -83,7 +82,6 @@ rule efficiency_table:
         runtime=5,
     params:
         run=RUN,
-        lammps_enabled=LAMMPS_TIMINGS,
     message:
         f"Efficiency table of {len(efficiency_models())} models"
     script:

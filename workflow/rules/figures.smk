@@ -1,25 +1,24 @@
-# Stage 8: analysis tables (Pareto fronts, paired statistics, Born-Again) and Figs 2-5.
+# Stage 8: analysis tables (Pareto fronts, paired statistics, Born-Again) and Figs 2-5
+# (one rule, `figure`, for every figure kind).
 # Every output is marked for `snakemake --report report.html` with a caption under
 # workflow/report/. Inputs are the tidy tables; the efficiency table is always built, the
 # RDF table only when the LAMMPS stage is enabled (lammps.enabled).
 
 from aedistill.analysis import learning_curve_archs
 
-LAMMPS_ENABLED = bool(config["lammps"]["enabled"])
-FIGURES = ["fig2", "fig3", "fig4", "fig5"]
-TABLES = {
-    name: str(paths.table(RUN, name))
-    for name in ("models", "histories", "efficiency", "rdf_errors")
+# Figure kind -> the tables it reads and its label in the report (captions:
+# workflow/report/figure.rst, one section per kind)
+FIGURES = {
+    "fig2": {"tables": ["models", "efficiency"], "label": "Fig 2: Pareto plot"},
+    "fig3": {"tables": ["models", "rdf_errors"], "label": "Fig 3: accuracy vs weights"},
+    "fig4": {"tables": ["models", "histories"], "label": "Fig 4: learning curves"},
+    "fig5": {"tables": ["models", "efficiency"], "label": "Fig 5: cost vs weights"},
 }
-# the RDF table exists only when the LAMMPS stage runs
-RDF_INPUT = {"rdf_errors": TABLES["rdf_errors"]} if LAMMPS_ENABLED else {}
 
 
 rule analysis:
     input:
-        **RDF_INPUT,
-        models=TABLES["models"],
-        efficiency=TABLES["efficiency"],
+        **tables_read("models", "efficiency", "rdf_errors"),
     output:
         analysis=report(
             str(paths.table(RUN, "analysis")),
@@ -58,22 +57,24 @@ rule analysis:
         "../scripts/analysis.py"
 
 
-rule fig2:
+rule figure:
+    """One rule for every figure kind of FIGURES; the caption has a section per kind."""
     input:
-        models=TABLES["models"],
-        efficiency=TABLES["efficiency"],
+        unpack(lambda w: tables_read(*FIGURES[w.figure]["tables"])),
     output:
         png=report(
-            str(paths.figure(RUN, "fig2", "png")),
-            caption="../report/fig2.rst",
+            str(paths.figure(RUN, "{figure}", "png")),
+            caption="../report/figure.rst",
             category="Figures",
-            labels={"figure": "Fig 2: Pareto plot"},
+            labels=lambda w: {"figure": FIGURES[w.figure]["label"]},
         ),
-        pdf=str(paths.figure(RUN, "fig2", "pdf")),
+        pdf=str(paths.figure(RUN, "{figure}", "pdf")),
     log:
-        log_of(paths.figure(RUN, "fig2")),
+        log_of(paths.figure(RUN, "{figure}")),
     benchmark:
-        bench_of(paths.figure(RUN, "fig2"))
+        bench_of(paths.figure(RUN, "{figure}"))
+    wildcard_constraints:
+        figure="|".join(FIGURES),
     conda:
         "../../envs/plots.yaml"
     threads: 1
@@ -81,104 +82,13 @@ rule fig2:
         mem_mb=2000,
         runtime=10,
     params:
-        figure="fig2",
         run=RUN,
-    message:
-        "Fig 2 (force RMSE vs time and memory per atom) for run {RUN}"
-    script:
-        "../scripts/figures.py"
-
-
-rule fig3:
-    input:
-        **RDF_INPUT,
-        models=TABLES["models"],
-    output:
-        png=report(
-            str(paths.figure(RUN, "fig3", "png")),
-            caption="../report/fig3.rst",
-            category="Figures",
-            labels={"figure": "Fig 3: accuracy vs weights"},
+        # only Fig 4 draws them: other figures do not rerun when they change
+        learning_curve_archs=lambda w: (
+            learning_curve_archs(config) if w.figure == "fig4" else []
         ),
-        pdf=str(paths.figure(RUN, "fig3", "pdf")),
-    log:
-        log_of(paths.figure(RUN, "fig3")),
-    benchmark:
-        bench_of(paths.figure(RUN, "fig3"))
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        figure="fig3",
-        run=RUN,
     message:
-        "Fig 3 (force, energy and RDF errors vs number of weights) for run {RUN}"
-    script:
-        "../scripts/figures.py"
-
-
-rule fig4:
-    input:
-        models=TABLES["models"],
-        histories=TABLES["histories"],
-    output:
-        png=report(
-            str(paths.figure(RUN, "fig4", "png")),
-            caption="../report/fig4.rst",
-            category="Figures",
-            labels={"figure": "Fig 4: learning curves"},
-        ),
-        pdf=str(paths.figure(RUN, "fig4", "pdf")),
-    log:
-        log_of(paths.figure(RUN, "fig4")),
-    benchmark:
-        bench_of(paths.figure(RUN, "fig4"))
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        figure="fig4",
-        run=RUN,
-        learning_curve_archs=learning_curve_archs(config),
-    message:
-        "Fig 4 (learning curves) for run {RUN}"
-    script:
-        "../scripts/figures.py"
-
-
-rule fig5:
-    input:
-        models=TABLES["models"],
-        efficiency=TABLES["efficiency"],
-    output:
-        png=report(
-            str(paths.figure(RUN, "fig5", "png")),
-            caption="../report/fig5.rst",
-            category="Figures",
-            labels={"figure": "Fig 5: cost vs weights"},
-        ),
-        pdf=str(paths.figure(RUN, "fig5", "pdf")),
-    log:
-        log_of(paths.figure(RUN, "fig5")),
-    benchmark:
-        bench_of(paths.figure(RUN, "fig5"))
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        figure="fig5",
-        run=RUN,
-    message:
-        "Fig 5 (time and memory per atom vs number of weights) for run {RUN}"
+        "Drawing {wildcards.figure} for run {RUN}"
     script:
         "../scripts/figures.py"
 

@@ -2,34 +2,16 @@
 # through LAMMPS' Python module; RDF error of every model against the reference teacher.
 # Named target: `rdf`. Skipped entirely when lammps.enabled is false.
 
-LAMMPS_SEEDS = set(config["lammps"]["seeds"])
+# The models that get an RDF run (LAMMPS_MODELS) and the reference are in common.smk: the
+# efficiency table joins their LAMMPS timings.
+
 # RDF wall time from the config's sizes (aedistill.lammps.rdf_runtime_minutes: measured
 # per-atom-step costs, 2x safety), at most RDF_MAX_RUNTIME minutes per SLURM job; a job
 # that needs more resumes from its LAMMPS restart files in the next attempt (retries).
 RDF_MAX_RUNTIME = 1440
-# the reference g(r): teacher architecture, seed 0 (always run)
-RDF_REFERENCE = ("teacher", TEACHER_ARCH, 0)
 
 
-# (role, arch, seed) of the models that get an RDF run (the reference first)
-LAMMPS_MODELS = list(
-    dict.fromkeys(
-        [RDF_REFERENCE]
-        + [("teacher", TEACHER_ARCH, s) for s in TEACHER_SEEDS if s in LAMMPS_SEEDS]
-        + [("born_again", TEACHER_ARCH, s) for s in BA_SEEDS if s in LAMMPS_SEEDS]
-        + [
-            (r, a, s)
-            for r in ("student", "control")
-            if r in GRID_ROLES
-            for a in GRID_ARCHS
-            for s in SEEDS
-            if s in LAMMPS_SEEDS
-        ]
-    )
-)
-
-
-if config["lammps"]["enabled"]:
+if LAMMPS_ENABLED:
 
     from aedistill.lammps import rdf_runtime_minutes
 

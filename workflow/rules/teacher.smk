@@ -1,8 +1,6 @@
 # Stage 2: the teacher ensemble, one job per member (seeds 0..n_members-1) so that a
 # cluster trains them in parallel. Model, learning curve and test metrics per member.
 
-TRAIN_RUNTIME = int(config["training"]["max_wall_minutes"] or 240) + 15
-
 
 rule train_teacher:
     input:

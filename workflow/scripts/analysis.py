@@ -1,17 +1,16 @@
 """Shim: Pareto fronts, paired statistics and the Born-Again table (aedistill.analysis)."""
 
-from aedistill.analysis import run_analysis
 from aedistill.workflow import script_logging
 
-smk = snakemake  # noqa: F821 - injected by Snakemake
+with script_logging(snakemake):
+    from aedistill.analysis import run_analysis
 
-with script_logging(smk):
     run_analysis(
-        smk.input.models,
-        smk.output.analysis,
-        smk.output.paired,
-        smk.output.born_again,
-        efficiency_csv=smk.input.get("efficiency"),
-        rdf_csv=smk.input.get("rdf_errors"),
-        teacher_vs_true_json=smk.params.teacher_vs_true,
+        snakemake.input.models,
+        snakemake.output.analysis,
+        snakemake.output.paired,
+        snakemake.output.born_again,
+        efficiency_csv=snakemake.input.get("efficiency"),
+        rdf_csv=snakemake.input.get("rdf_errors"),
+        teacher_vs_true_json=snakemake.params.teacher_vs_true,
     )

@@ -1,18 +1,18 @@
-"""Shim: tables/efficiency.csv from timing/memory JSONs (aedistill.memory.efficiency_table)."""
+"""Shim: tables/efficiency.csv from timing/memory JSONs (aedistill.tables.efficiency_table)."""
 
 from aedistill.workflow import script_logging
 
-with script_logging(snakemake):  # noqa: F821 - injected by Snakemake
+with script_logging(snakemake):
     from aedistill.io import write_csv
-    from aedistill.memory import efficiency_table
+    from aedistill.tables import efficiency_table
 
     write_csv(
-        snakemake.output.table,  # noqa: F821
+        snakemake.output.table,
         efficiency_table(
-            list(snakemake.input.timings),  # noqa: F821
-            list(snakemake.input.memories),  # noqa: F821
-            snakemake.input.models,  # noqa: F821
-            list(snakemake.input.lammps),  # noqa: F821
-            run=snakemake.params.run,  # noqa: F821
+            list(snakemake.input.timings),
+            list(snakemake.input.memories),
+            snakemake.input.models,
+            list(snakemake.input.lammps),
+            run=snakemake.params.run,
         ),
     )

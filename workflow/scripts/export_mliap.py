@@ -2,9 +2,7 @@
 
 from aedistill.workflow import script_logging
 
-smk = snakemake  # noqa: F821 - injected by Snakemake
-
-with script_logging(smk):
+with script_logging(snakemake):
     from aedistill.lammps import export_mliap
 
-    export_mliap(smk.input.model, smk.output.mliap, smk.params.implementation)
+    export_mliap(snakemake.input.model, snakemake.output.mliap, snakemake.params.implementation)

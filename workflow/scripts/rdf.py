@@ -2,9 +2,13 @@
 
 from aedistill.workflow import script_logging
 
-smk = snakemake  # noqa: F821 - injected by Snakemake
-
-with script_logging(smk):
+with script_logging(snakemake):
     from aedistill.lammps import run_rdf
 
-    run_rdf(smk.input.mliap, smk.params.settings, smk.output.rdf, smk.output.timing, smk.threads)
+    run_rdf(
+        snakemake.input.mliap,
+        snakemake.params.settings,
+        snakemake.output.rdf,
+        snakemake.output.timing,
+        snakemake.threads,
+    )

@@ -2,15 +2,13 @@
 
 from aedistill.workflow import script_logging
 
-smk = snakemake  # noqa: F821 - injected by Snakemake
-
-with script_logging(smk):
+with script_logging(snakemake):
     from aedistill.rdf import write_rdf_errors
 
     write_rdf_errors(
-        smk.params.models,
-        smk.input.rdfs,
-        smk.params.reference,
-        smk.output.table,
-        smk.params.temperature_K,
+        snakemake.params.models,
+        snakemake.input.rdfs,
+        snakemake.params.reference,
+        snakemake.output.table,
+        snakemake.params.temperature_K,
     )

@@ -2,16 +2,16 @@
 
 from aedistill.workflow import script_logging
 
-with script_logging(snakemake):  # noqa: F821 - injected by Snakemake
+with script_logging(snakemake):
     from aedistill.training import run
 
     run(
-        snakemake.params.config,  # noqa: F821
-        snakemake.params.role,  # noqa: F821
-        snakemake.wildcards.arch,  # noqa: F821
-        int(snakemake.wildcards.seed),  # noqa: F821
-        snakemake.input.dataset,  # noqa: F821
-        snakemake.input.split,  # noqa: F821
-        snakemake.output.model,  # noqa: F821
-        labels_path=snakemake.input.get("labels"),  # noqa: F821
+        snakemake.params.config,
+        snakemake.params.role,
+        snakemake.wildcards.arch,
+        int(snakemake.wildcards.seed),
+        snakemake.input.dataset,
+        snakemake.input.split,
+        snakemake.output.model,
+        labels_path=snakemake.input.get("labels"),
     )

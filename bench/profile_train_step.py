@@ -40,7 +40,8 @@ def main() -> None:
     from train_throughput import default_data  # same directory (run as a script)
 
     from aedistill import fasttrain as ft
-    from aedistill.training import _Batches, prepare_training
+    from aedistill.database import _Batches
+    from aedistill.training import prepare_training
 
     config, ds, split = default_data(args.cache)
     bs = int(config["training"]["batch_size"])

@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from aedistill.arch import Arch
 from aedistill.convergence import assess_convergence
+from aedistill.evaluation import evaluate_model
 from aedistill.fasttrain import StackSettings, StackTrainer, member_for_role
 from aedistill.io import atomic_path, write_csv, write_json
 from aedistill.models import save_model
-from aedistill.training import TrainResult, evaluate_model, role_arch
+from aedistill.training import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ def train_stack_job(
         log.info("wall-time limit reached after epoch %d; stopping the stack", trainer.epoch)
     log.debug("stack of %d trained in %.1f s", len(members), time.perf_counter() - t0)
 
-    arch_obj = role_arch(config, models[0].role, arch)
+    arch_obj = Arch.parse(arch)
     results = []
     for jm, spec, member, res, o in zip(
         models, specs, members, trainer.results(), outs, strict=True

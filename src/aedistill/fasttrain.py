@@ -73,7 +73,8 @@ import torch.nn.functional as tF
 from numba import njit
 from torch.autograd.function import once_differentiable
 
-from aedistill.training import HISTORY_COLUMNS, RolePlan
+from aedistill.roles import RolePlan
+from aedistill.tables import HISTORY_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -1324,8 +1325,9 @@ def initial_modules(config: Mapping[str, Any], arch, seed: int, dataset, split):
     from hippynn.pretraining import hierarchical_energy_initialization
 
     from aedistill.arch import Arch
+    from aedistill.database import make_database
     from aedistill.models import DB_ENERGY, DB_SPECIES, ModelSpec, build_training_graph
-    from aedistill.training import _LogStream, _quiet_hippynn, make_database
+    from aedistill.training import _LogStream, _quiet_hippynn
 
     _quiet_hippynn()
     spec = ModelSpec.from_config(config, arch if isinstance(arch, Arch) else Arch.from_slug(arch))
@@ -1363,11 +1365,13 @@ def member_for_role(
 ) -> tuple[Any, StackMember]:
     """(ModelSpec, StackMember) of ``role``/``arch``/``seed`` with the same initial weights,
     plan, labels and epoch limit as :func:`aedistill.training.train_model` would use."""
-    from aedistill.training import _labels_for, plan_role, role_arch
+    from aedistill.arch import Arch
+    from aedistill.database import role_labels
+    from aedistill.roles import plan_role
 
     plan = plan_role(config, role)
-    arch_obj = role_arch(config, role, arch)
-    eps = _labels_for(plan, dataset, labels, f"{role} {arch_obj.slug} seed {seed}")
+    arch_obj = Arch.parse(arch)
+    eps = role_labels(plan, dataset, labels, f"{role} {arch_obj.slug} seed {seed}")
     spec, modules = initial_modules(config, arch_obj, seed, dataset, split)
     n_epochs = int(max_epochs or plan.max_epochs)
     name = f"{role}/{arch_obj.slug}/seed{seed}"

@@ -19,10 +19,12 @@ from ase.calculators.emt import EMT
 from aedistill import fasttrain as ft
 from aedistill.config import validate_config
 from aedistill.data.canonical import from_atoms_list
+from aedistill.data.emt import rattled_fcc_emt
 from aedistill.data.split import make_split
+from aedistill.database import _Batches
+from aedistill.loss import get_loss_weights
 from aedistill.models import load_model, save_model
-from aedistill.training import _Batches, get_loss_weights, prepare_training
-from tests.helpers import tiny_emt
+from aedistill.training import prepare_training
 
 ARCH = "L1-W6-S4"
 
@@ -47,7 +49,7 @@ def cfg(**training):
 
 @pytest.fixture(scope="module")
 def data():
-    ds = tiny_emt(12, seed=1, lattice_jitter=0.02)
+    ds = rattled_fcc_emt(12, seed=1, lattice_jitter=0.02)
     return ds, make_split(ds.n_conf, 0.5, 0.25, 0.25, seed=0)
 
 
@@ -364,8 +366,8 @@ def test_resume_from_state_dict_equals_uninterrupted(data, tmp_path):
 
 
 def test_stack_job_writes_model_files_and_resumes_after_interrupt(data, tmp_path):
+    from aedistill.evaluation import evaluate_model
     from aedistill.fastjob import JobModel, train_stack_job
-    from aedistill.training import evaluate_model
 
     ds, split = data
     config = cfg(max_epochs=3)

@@ -103,9 +103,19 @@ def train_stack_job(
             if ck["identity"] == identity:
                 trainer.load_state_dict(ck["state"])
                 wall_limited = bool(ck["wall_limited"])  # as train_model: no more epochs
-                log.info("resumed stack %s after epoch %d", ck_path, trainer.epoch)
             else:
                 log.warning("ignoring stack checkpoint %s of another job", ck_path)
+    for m in members:
+        log.info(
+            "%s: %d train / %d valid / %d test configurations, up to %d epochs, stack of %d%s",
+            m.name,
+            len(split.train),
+            len(split.valid),
+            len(split.test),
+            m.max_epochs,
+            len(members),
+            f" (resumed after epoch {trainer.epoch})" if trainer.epoch else "",
+        )
     every = int(tr_cfg["checkpoint_every"])
     max_wall_s = (
         None if tr_cfg["max_wall_minutes"] is None else 60.0 * float(tr_cfg["max_wall_minutes"])
@@ -126,6 +136,18 @@ def train_stack_job(
     def after_epoch(t: StackTrainer) -> None:
         for res, o in zip(t.results(), outs, strict=True):
             write_csv(o / "history.csv", res.history)
+            if len(res.history) and int(res.history["epoch"].iloc[-1]) == t.epoch:
+                row = res.history.iloc[-1]
+                log.info(
+                    "%s epoch %d: lr %.3g, valid F-RMSE %.4f eV/Å, E-RMSE %.2f meV/atom%s, %.1f s",
+                    res.name,
+                    t.epoch,
+                    row["lr"],
+                    row["valid_f_rmse"],
+                    1000 * row["valid_e_rmse"],
+                    " *" if int(res.best_epoch) == t.epoch else "",
+                    row["wall_s"],
+                )
         if t.epoch % every == 0 or t.finished:
             save_checkpoint()
         for cb in callbacks:
@@ -190,3 +212,39 @@ def train_stack_job(
     if not wall_limited:
         ck_path.unlink(missing_ok=True)
     return results
+
+
+def run(
+    config: Mapping[str, Any],
+    arch: str,
+    members: Sequence[tuple[str, int]],
+    dataset_path: str | os.PathLike[str],
+    split_path: str | os.PathLike[str],
+    model_paths: Sequence[str | os.PathLike[str]],
+    labels_path: str | os.PathLike[str] | None = None,
+) -> list[TrainResult]:
+    """Workflow entry of a stacked grid job: load the canonical dataset, split and (if any
+    member learns them) the teacher labels; train ``members`` (role, seed) of ``arch`` into
+    the directories of ``model_paths`` (same order)."""
+    from aedistill.data.canonical import load_dataset
+    from aedistill.data.split import load_split
+    from aedistill.labels import load_labels
+
+    ds = load_dataset(dataset_path)
+    split = load_split(split_path, n_conf=ds.n_conf)
+    labels = None
+    if labels_path is not None:
+        labels = load_labels(labels_path, ds, target=config["labels"]["target"])
+    jobs = [
+        JobModel(str(role), int(seed), Path(p).parent, labels)
+        for (role, seed), p in zip(members, model_paths, strict=True)
+    ]
+    return train_stack_job(
+        config,
+        arch,
+        jobs,
+        ds,
+        split,
+        order_seed=int(config["training"]["order_seed"]),
+        run=str(config["run_name"]),
+    )

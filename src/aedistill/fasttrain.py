@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 
 # history.csv columns: aedistill.training's plus the early-stopping metric (Lerr with the
 # role's stop weights on the validation split), which aedistill.convergence reads
-STACK_HISTORY_COLUMNS = [*HISTORY_COLUMNS, "valid_loss"]
+STACK_HISTORY_COLUMNS = HISTORY_COLUMNS  # the same history.csv as the hippynn engine
 
 __all__ = [
     "PairGeometry",
@@ -1367,9 +1367,11 @@ def member_for_role(
     plan, labels and epoch limit as :func:`aedistill.training.train_model` would use."""
     from aedistill.arch import Arch
     from aedistill.database import role_labels
+    from aedistill.loss import check_plan_weights
     from aedistill.roles import plan_role
 
     plan = plan_role(config, role)
+    check_plan_weights(plan, torch.get_default_dtype())
     arch_obj = Arch.parse(arch)
     eps = role_labels(plan, dataset, labels, f"{role} {arch_obj.slug} seed {seed}")
     spec, modules = initial_modules(config, arch_obj, seed, dataset, split)

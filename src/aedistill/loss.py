@@ -138,18 +138,29 @@ def build_loss(graph: TrainingGraph, plan: RolePlan, w_L2: float, w_R: float) ->
     return LossTerms(train, validation, keys)
 
 
+def check_loss_weight(key: str, value: float, dtype: torch.dtype) -> float:
+    """``value`` if it is finite in ``dtype``; else a :class:`UserInputError` naming ``key``."""
+    v = float(value)
+    if not math.isfinite(v) or abs(v) > torch.finfo(dtype).max:
+        raise UserInputError(
+            f"loss weight {key} = {v:g} does not fit the model's {dtype} (the loss would overflow)"
+        )
+    return v
+
+
+def check_plan_weights(plan, dtype: torch.dtype) -> None:
+    """Every loss weight ``plan`` (a :class:`aedistill.roles.RolePlan`) will use fits ``dtype``."""
+    for weights in [plan.weights, plan.stop_weights, *(w for _, w in plan.schedule)]:
+        for key, value in asdict(weights).items():
+            check_loss_weight(key, value, dtype)
+
+
 def set_loss_weights(module: torch.nn.Module, weights: LossWeights) -> None:
     """Set every :class:`LossWeightMod` in ``module`` (in place, between epochs)."""
     values = asdict(weights)
     for m in module.modules():
         if isinstance(m, LossWeightMod):
-            v = float(values[m.key])
-            if not math.isfinite(v) or abs(v) > torch.finfo(m.value.dtype).max:
-                raise UserInputError(
-                    f"loss weight {m.key} = {v:g} does not fit the model's {m.value.dtype} "
-                    "(the loss would overflow)"
-                )
-            m.value.fill_(v)
+            m.value.fill_(check_loss_weight(m.key, values[m.key], m.value.dtype))
 
 
 def get_loss_weights(module: torch.nn.Module) -> dict[str, float]:

@@ -72,6 +72,11 @@ def metrics(run: str, role: str, arch: str, seed: int | str) -> Path:
     return model_dir(run, role, arch, seed) / "metrics.json"
 
 
+def stack_dir(run: str, arch: str) -> Path:
+    """Name of a stacked grid job of ``arch`` (its log and benchmark mirror this path)."""
+    return run_dir(run) / "stacks" / f"grid-{arch}"
+
+
 def labels(run: str) -> Path:
     return run_dir(run) / "labels" / "atom_energies.h5"
 

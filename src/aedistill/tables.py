@@ -30,6 +30,7 @@ HISTORY_COLUMNS = [
     "train_eps_rmse",
     "valid_eps_rmse",
     "wall_s",
+    "valid_loss",
 ]
 #: Columns of ``tables/efficiency.csv`` before the accuracy columns of models.csv.
 EFFICIENCY_COLUMNS = [

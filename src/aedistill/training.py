@@ -36,6 +36,7 @@ import torch
 
 from aedistill.arch import Arch
 from aedistill.checkpoint import load_checkpoint, save_checkpoint
+from aedistill.convergence import assess_convergence
 from aedistill.database import cache_pairs, make_database, role_labels
 from aedistill.errors import UserInputError
 from aedistill.evaluation import evaluate_model
@@ -239,6 +240,12 @@ def train_model(
     """
     out = _output_dir(out_dir)
     arch = Arch.parse(arch)
+    if config["training"]["engine"] == "fast":
+        fast = _train_fast(
+            config, role, arch, seed, dataset, split, out, labels, run, max_epochs, callbacks
+        )
+        if fast is not None:
+            return fast
     setup = prepare_training(config, role, arch, seed, dataset, split, labels, where=str(out))
     tr = config["training"]
     n_epochs = int(max_epochs or setup.plan.max_epochs)
@@ -273,6 +280,32 @@ def train_model(
         1000 * metrics["test_e_rmse"],
     )
     return TrainResult(metrics, history, model_path)
+
+
+def _train_fast(
+    config, role, arch: Arch, seed, dataset, split, out: Path, labels, run, max_epochs, callbacks
+) -> TrainResult | None:
+    """``train_model`` through the stacked engine (:mod:`aedistill.fasttrain`) as a stack of
+    one; None (and a log line) where the engine does not support the model."""
+    from aedistill.fastjob import JobModel, train_stack_job
+
+    try:
+        (result,) = train_stack_job(
+            config,
+            arch,
+            [JobModel(role, int(seed), out, labels)],
+            dataset,
+            split,
+            order_seed=int(config["training"]["order_seed"]),
+            run=run,
+            max_epochs=max_epochs,
+            checkpoint=out / "checkpoint.pt",
+            callbacks=callbacks,
+        )
+    except NotImplementedError as exc:
+        log.info("training.engine fast does not support this model (%s): using hippynn", exc)
+        return None
+    return result
 
 
 def _output_dir(out_dir: str | os.PathLike[str]) -> Path:
@@ -358,7 +391,15 @@ def _test_metrics(config, setup, model_path, dataset, split, labels) -> dict[str
 def _run_record(
     config, run, role, arch: Arch, seed, state: _TrainState, train_time_s: float
 ) -> dict[str, Any]:
-    """The ``metrics.json`` fields that describe the run rather than the model's errors."""
+    """The ``metrics.json`` fields that describe the run rather than the model's errors,
+    with the convergence record (:mod:`aedistill.convergence`)."""
+    if state.stop_reason:
+        stop = state.stop_reason
+    elif state.epochs_done >= state.controller.max_epochs:
+        stop = "max_epochs"
+    else:
+        stop = "termination_patience"
+    conv = assess_convergence(state.history_frame(), stop)
     return {
         "run": run or str(config.get("run_name", "")),
         "role": role,
@@ -368,7 +409,10 @@ def _run_record(
         "epochs": int(state.epochs_done),
         "best_epoch": int(state.best_epoch) if state.best_epoch else 0,
         "train_time_s": round(train_time_s, 3),
-        "stop_reason": state.stop_reason or "max_epochs_or_patience",
+        "stop_reason": stop,
+        "n_lr_decays": conv.n_lr_decays,
+        "converged": conv.converged,
+        "engine": "hippynn",
     }
 
 
@@ -471,6 +515,7 @@ class _TrainState:
             "train_eps_rmse": tm.get("A-RMSE", float("nan")),
             "valid_eps_rmse": vm.get("A-RMSE", float("nan")),
             "wall_s": round(self.wall_s, 3),
+            "valid_loss": vm[STOP_KEY],
         }
         self.rows.append(row)
         if better:

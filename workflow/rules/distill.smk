@@ -57,6 +57,48 @@ rule train_model:
         "../scripts/train.py"
 
 
+# engine fast: the grid models of one architecture (all roles and seeds) as one stacked job
+STACK_GRID = config["training"]["engine"] == "fast" and config["training"]["stack_grid"]
+STACK_MEMBERS = [(r, s) for r in GRID_ROLES for s in SEEDS]
+
+
+if STACK_GRID:
+
+    ruleorder: train_grid_stack > train_model
+
+    rule train_grid_stack:
+        input:
+            **TRAIN_INPUTS,
+            **(
+                {"labels": paths.labels(RUN)}
+                if any(r in LABEL_ROLES for r in GRID_ROLES)
+                else {}
+            ),
+        output:
+            models=[paths.model(RUN, r, "{arch}", s) for r, s in STACK_MEMBERS],
+            histories=[paths.history(RUN, r, "{arch}", s) for r, s in STACK_MEMBERS],
+            metrics=[paths.metrics(RUN, r, "{arch}", s) for r, s in STACK_MEMBERS],
+        log:
+            log_of(paths.stack_dir(RUN, "{arch}")),
+        benchmark:
+            bench_of(paths.stack_dir(RUN, "{arch}"))
+        wildcard_constraints:
+            arch="|".join(GRID_ARCHS),
+        conda:
+            "../../envs/train.yaml"
+        threads: 1
+        resources:
+            mem_mb=6000,
+            runtime=TRAIN_RUNTIME,
+        params:
+            config=train_config("student"),
+            members=STACK_MEMBERS,
+        message:
+            "Training the {wildcards.arch} grid as one stack ({params.members})"
+        script:
+            "../scripts/train_stack.py"
+
+
 rule summarize_models:
     input:
         metrics=[paths.metrics(RUN, r, a, s) for r, a, s in all_models()],

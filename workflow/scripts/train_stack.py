@@ -1,0 +1,16 @@
+"""Shim: train the grid models of one architecture as one stack (aedistill.fastjob.run)."""
+
+from aedistill.workflow import script_logging
+
+with script_logging(snakemake):
+    from aedistill.fastjob import run
+
+    run(
+        snakemake.params.config,
+        snakemake.wildcards.arch,
+        snakemake.params.members,
+        snakemake.input.dataset,
+        snakemake.input.split,
+        snakemake.output.models,
+        labels_path=snakemake.input.get("labels"),
+    )

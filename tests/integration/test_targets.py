@@ -152,3 +152,35 @@ def test_editing_another_section_does_not_retrain(tmp_path, repo):
     r = plan(training={"learning_rate": 5e-4})
     assert r.returncode == 0, r.stdout[-2000:]
     assert _job_stats(r) == {"train_model": 1, "timing": 1, "memory": 1}, r.stdout[-2000:]
+
+
+def test_stacked_grid_trains_each_architecture_as_one_job(tmp_path, repo):
+    """training.stack_grid: one train_grid_stack job per grid architecture replaces the grid's
+    train_model jobs; it writes every member's model, history and metrics (test errors of
+    each model, its convergence record and the stack size) and logs every member's epochs."""
+    import json
+
+    import yaml
+
+    wd = _copy_workflow(repo, tmp_path)
+    cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
+    cfg["training"] = {**cfg["training"], "engine": "fast", "stack_grid": True}
+    (wd / "config" / "stack.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    r = snakemake(wd, "students", "controls", "-n", "--configfile", "config/stack.yaml")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    stats = _job_stats(r)
+    assert stats["train_grid_stack"] == len(cfg["grid"]["architectures"])
+    assert "train_model" not in stats
+    r = snakemake(wd, "students", "controls", "--cores", "1", "--configfile", "config/stack.yaml")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    members = [(role, s) for role in ("student", "control") for s in cfg["grid"]["seeds"]]
+    log = (wd / "logs/test/stacks/grid-L1-W8-S4.log").read_text()
+    for role, seed in members:
+        m = json.loads(
+            (wd / f"results/test/models/{role}/L1-W8-S4/seed{seed}/metrics.json").read_text()
+        )
+        assert m["engine"] == "fasttrain" and m["stack_size"] == len(members)
+        assert m["test_f_rmse"] > 0 and m["epochs"] == cfg["training"]["max_epochs"]
+        assert isinstance(m["converged"], bool) and m["stop_reason"] == "max_epochs"
+        for epoch in range(1, cfg["training"]["max_epochs"] + 1):
+            assert f"{role}/L1-W8-S4/seed{seed} epoch {epoch}: lr" in log

@@ -476,9 +476,9 @@ class _TrainState:
         metrics = self._finite_metrics(epoch)
         self._record(epoch, metrics, better)
         self._prepare_epoch(epoch + 1)
-        write_csv(self.history_path, self.history_frame())
         if epoch % self.checkpoint_every == 0:
-            self.save()
+            self.save()  # first: history.csv never shows an epoch that a resume would redo
+        write_csv(self.history_path, self.history_frame())
         for cb in self.user_callbacks:
             cb(epoch)
         self._stop_on_wall_time(epoch)

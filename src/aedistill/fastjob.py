@@ -134,6 +134,9 @@ def train_stack_job(
             )
 
     def after_epoch(t: StackTrainer) -> None:
+        # checkpoint first: history.csv never shows an epoch that a resume would train again
+        if t.epoch % every == 0 or t.finished:
+            save_checkpoint()
         for res, o in zip(t.results(), outs, strict=True):
             write_csv(o / "history.csv", res.history)
             if len(res.history) and int(res.history["epoch"].iloc[-1]) == t.epoch:
@@ -148,8 +151,6 @@ def train_stack_job(
                     " *" if int(res.best_epoch) == t.epoch else "",
                     row["wall_s"],
                 )
-        if t.epoch % every == 0 or t.finished:
-            save_checkpoint()
         for cb in callbacks:
             cb(t.epoch)
         if max_wall_s is not None and t.wall_s > max_wall_s and not t.finished:

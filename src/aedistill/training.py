@@ -158,8 +158,28 @@ def _controller_class():
     return MinEpochPatienceController
 
 
-def _setup_loop(setup: TrainingSetup, tr: Mapping[str, Any], n_epochs: int, n_train: int):
-    """(controller, metric tracker) of hippynn's loop: Adam, ReduceLROnPlateau, patience."""
+def resolve_device(requested: str, cuda_available: bool | None = None) -> str:
+    """``training.device`` (auto | cpu | cuda) as the device to train on: auto = cuda when
+    torch sees a CUDA device, else cpu; cuda without one is a :class:`UserInputError`."""
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    if requested == "auto":
+        return "cuda" if cuda_available else "cpu"
+    if requested == "cuda" and not cuda_available:
+        raise UserInputError(
+            "training.device is 'cuda' but torch sees no CUDA device (use auto or cpu, or a "
+            "CUDA build of torch: TORCH_SPEC)"
+        )
+    if requested not in ("cpu", "cuda"):
+        raise UserInputError(f"training.device: {requested!r} is not one of auto, cpu, cuda")
+    return requested
+
+
+def _setup_loop(
+    setup: TrainingSetup, tr: Mapping[str, Any], n_epochs: int, n_train: int, device: str = "cpu"
+):
+    """(controller, metric tracker) of hippynn's loop on ``device``: Adam,
+    ReduceLROnPlateau, patience."""
     from hippynn.experiment import SetupParams, setup_training
 
     modules = setup.training_modules
@@ -182,7 +202,7 @@ def _setup_loop(setup: TrainingSetup, tr: Mapping[str, Any], n_epochs: int, n_tr
     )
     with contextlib.redirect_stdout(_LogStream()):
         _, controller, tracker = setup_training(
-            modules, SetupParams(controller=controller, device=torch.device("cpu"))
+            modules, SetupParams(controller=controller, device=torch.device(device))
         )
     tracker.quiet = True
     return controller, tracker
@@ -240,7 +260,10 @@ def train_model(
     """
     out = _output_dir(out_dir)
     arch = Arch.parse(arch)
-    if config["training"]["engine"] == "fast":
+    device = resolve_device(config["training"]["device"])
+    if config["training"]["engine"] == "fast" and device != "cpu":
+        log.info("training.engine fast runs on the CPU only: training on %s with hippynn", device)
+    elif config["training"]["engine"] == "fast":
         fast = _train_fast(
             config, role, arch, seed, dataset, split, out, labels, run, max_epochs, callbacks
         )
@@ -249,7 +272,7 @@ def train_model(
     setup = prepare_training(config, role, arch, seed, dataset, split, labels, where=str(out))
     tr = config["training"]
     n_epochs = int(max_epochs or setup.plan.max_epochs)
-    controller, tracker = _setup_loop(setup, tr, n_epochs, len(split.train))
+    controller, tracker = _setup_loop(setup, tr, n_epochs, len(split.train), device)
     state = _TrainState(
         setup=setup,
         controller=controller,
@@ -372,6 +395,7 @@ def _save_best_model(state: _TrainState, out: Path, role: str, seed: int) -> Pat
     setup = state.setup
     if state.best_state is not None:
         setup.graph.modules.load_state_dict(state.best_state)
+    setup.graph.modules.to("cpu")  # model files hold CPU tensors, whatever trained them
     model_path = out / "model.pt"
     save_model(model_path, setup.spec, setup.graph, extra={"role": role, "seed": int(seed)})
     return model_path

@@ -29,6 +29,10 @@ def data():
     return ds, make_split(ds.n_conf, 0.625, 0.1875, 0.1875, seed=0)
 
 
+#: both training engines go through the same contract tests
+ENGINES = ["fast", "hippynn"]
+
+
 def cfg(**training):
     return validate_config(
         {
@@ -151,18 +155,28 @@ def test_paired_roles_start_from_identical_weights(data):
     )
 
 
-def test_born_again_weights_switch_at_schedule_boundaries(tmp_path, data):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_born_again_weights_switch_at_schedule_boundaries(tmp_path, data, engine):
     ds, split = data
     r = train_model(
-        cfg(), "born_again", ARCH, 0, ds, split, tmp_path, labels=fake_labels(ds), max_epochs=3
+        cfg(engine=engine),
+        "born_again",
+        ARCH,
+        0,
+        ds,
+        split,
+        tmp_path,
+        labels=fake_labels(ds),
+        max_epochs=3,
     )
     h = r.history
     assert h[["w_E", "w_F", "w_A"]].values.tolist() == [[0, 75, 200], [0.5, 45, 100], [1, 15, 0]]
 
 
-def test_training_outputs_forces_and_resume(tmp_path, data):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_training_outputs_forces_and_resume(tmp_path, data, engine):
     ds, split = data
-    c = cfg(max_epochs=4, checkpoint_every=1)
+    c = cfg(engine=engine, max_epochs=4, checkpoint_every=1)
     labels = fake_labels(ds)
     ref = train_model(c, "student", ARCH, 0, ds, split, tmp_path / "ref", labels=labels)
 
@@ -206,10 +220,11 @@ def test_training_outputs_forces_and_resume(tmp_path, data):
     assert res.metrics["test_f_rmse"] == ref.metrics["test_f_rmse"]
 
 
-def test_same_seed_same_metrics(tmp_path, data):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_same_seed_same_metrics(tmp_path, data, engine):
     ds, split = data
-    a = train_model(cfg(), "control", ARCH, 3, ds, split, tmp_path / "a")
-    b = train_model(cfg(), "control", ARCH, 3, ds, split, tmp_path / "b")
+    a = train_model(cfg(engine=engine), "control", ARCH, 3, ds, split, tmp_path / "a")
+    b = train_model(cfg(engine=engine), "control", ARCH, 3, ds, split, tmp_path / "b")
     drop = ("train_time_s",)
 
     def same(m):  # JSON text: NaN compares equal to NaN
@@ -219,18 +234,19 @@ def test_same_seed_same_metrics(tmp_path, data):
     assert np.isnan(a.metrics["test_eps_rmse"])  # control: no labels learned
 
 
-def test_nan_loss_names_epoch_and_term(tmp_path, data):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_nan_loss_names_epoch_and_term(tmp_path, data, engine):
     ds, split = data
     bad = ds.subset(np.arange(ds.n_conf))
     bad.energy = bad.energy.copy()
     bad.energy[split.train[0]] = np.nan
     with pytest.raises(UserInputError, match=r"diverged at epoch 1: train loss terms 'E-RMSE'=nan"):
-        train_model(cfg(), "control", ARCH, 0, bad, split, tmp_path)
+        train_model(cfg(engine=engine), "control", ARCH, 0, bad, split, tmp_path)
     assert not any(p.name.startswith(".hippynn") for p in tmp_path.iterdir())
     labels = fake_labels(ds)
     labels[split.train[0], 0] = np.inf
     with pytest.raises(UserInputError, match="labels of configuration"):
-        train_model(cfg(), "student", ARCH, 0, ds, split, tmp_path, labels=labels)
+        train_model(cfg(engine=engine), "student", ARCH, 0, ds, split, tmp_path, labels=labels)
 
 
 def test_oracle_needs_exact_atom_energies(tmp_path, data):
@@ -241,10 +257,17 @@ def test_oracle_needs_exact_atom_energies(tmp_path, data):
         train_model(cfg(), "oracle", ARCH, 0, ds2, split, tmp_path)
 
 
-def test_wall_time_limit_stops_training(tmp_path, data):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_wall_time_limit_stops_training(tmp_path, data, engine):
     ds, split = data
     r = train_model(
-        cfg(max_epochs=50, max_wall_minutes=1e-6), "teacher", ARCH, 0, ds, split, tmp_path
+        cfg(engine=engine, max_epochs=50, max_wall_minutes=1e-6),
+        "teacher",
+        ARCH,
+        0,
+        ds,
+        split,
+        tmp_path,
     )
     assert r.metrics["epochs"] == 1 and r.metrics["stop_reason"] == "max_wall_minutes"
     assert (tmp_path / "model.pt").exists()
@@ -303,3 +326,25 @@ def test_relative_out_dir_gets_checkpoints_during_training(tmp_path, data, monke
         callbacks=[look],
     )
     assert seen == [(1, True, 1), (2, True, 2)]
+
+
+def test_training_device_resolution():
+    from aedistill.training import resolve_device
+
+    assert resolve_device("auto", cuda_available=False) == "cpu"
+    assert resolve_device("auto", cuda_available=True) == "cuda"
+    assert resolve_device("cpu", cuda_available=True) == "cpu"
+    assert resolve_device("cuda", cuda_available=True) == "cuda"
+    with pytest.raises(UserInputError, match="training.device is 'cuda' but torch sees no CUDA"):
+        resolve_device("cuda", cuda_available=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a CPU-only machine")
+def test_cuda_training_without_a_gpu_is_refused_in_one_line(tiny_config, tiny_dataset, tmp_path):
+    from aedistill.data.split import make_split
+
+    config = {**tiny_config, "training": {**tiny_config["training"], "device": "cuda"}}
+    split = make_split(tiny_dataset.n_conf, 0.6, 0.2, 0.2, 0)
+    with pytest.raises(UserInputError, match="^training.device is 'cuda'"):
+        train_model(config, "control", "L1-W8-S4", 0, tiny_dataset, split, tmp_path / "m")
+    assert not (tmp_path / "m" / "model.pt").exists()

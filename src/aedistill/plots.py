@@ -490,6 +490,18 @@ def fig5_efficiency_vs_weights(
 FIGURES = ("fig2", "fig3", "fig4", "fig5")
 
 
+def convergence_note(models: pd.DataFrame) -> str | None:
+    """ "UNCONVERGED: k of n models" when models.csv says some models did not converge
+    (``converged`` of :mod:`aedistill.convergence`); None when all did or it is not known."""
+    if "converged" not in models.columns:
+        return None
+    converged = models["converged"].astype(str).str.lower() == "true"
+    n_bad = int((~converged).sum())
+    if n_bad == 0:
+        return None
+    return f"UNCONVERGED: {n_bad} of {len(models)} models (metrics.json 'converged')"
+
+
 def make_figure(
     name: str,
     png: str | os.PathLike[str],
@@ -510,6 +522,9 @@ def make_figure(
     models = analysis.read_models(models_csv)
     eff = analysis.read_table(efficiency_csv, ("role", "arch", "seed"))
     rdf = analysis.read_rdf_errors(rdf_csv)
+    unconverged = convergence_note(models)
+    if unconverged:  # in every figure's footer: these results are not what training can reach
+        run = f"{run} · {unconverged}" if run else unconverged
     if name == "fig2":
         notes = fig2_pareto(models, eff, png, pdf, run)
     elif name == "fig3":
@@ -521,6 +536,8 @@ def make_figure(
         notes = fig5_efficiency_vs_weights(models, eff, png, pdf, run)
     else:
         raise ValueError(f"unknown figure {name!r}; expected one of {FIGURES}")
+    if unconverged:
+        notes = [*notes, unconverged]
     for n in notes:
         log.warning("%s: %s", name, n)
     return notes

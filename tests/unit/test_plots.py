@@ -193,3 +193,18 @@ def test_fig3_marks_fused_liquids(tables, tmp_path):
         rdf.to_csv(tmp_path / "rdf.csv", index=False)
         notes = _figure(tmp_path, "fig3", tables["models"], rdf_csv=tmp_path / "rdf.csv")
         assert any("fused" in n for n in notes) == noted
+
+
+@pytest.mark.parametrize("name", ["fig2", "fig3"])
+def test_unconverged_models_are_named_on_the_figure(tables, tmp_path, name):
+    models = pd.read_csv(tables["models"])
+    models["converged"] = [i % 3 != 0 for i in range(len(models))]
+    n_bad = int((~models["converged"]).sum())
+    path = tmp_path / "models.csv"
+    models.to_csv(path, index=False)
+    notes = _figure(tmp_path, name, path, rdf_csv=tables["rdf_errors"], run="synthetic")
+    assert f"UNCONVERGED: {n_bad} of {len(models)} models (metrics.json 'converged')" in notes
+    models["converged"] = True
+    models.to_csv(path, index=False)
+    notes = _figure(tmp_path, name, path, rdf_csv=tables["rdf_errors"], run="synthetic")
+    assert not any("UNCONVERGED" in n for n in notes)

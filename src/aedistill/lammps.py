@@ -358,6 +358,9 @@ def _read_restart_state(restart_dir: Path, fingerprint: str) -> dict[str, Any] |
             restart_dir,
         )
         return None
+    if "g_half" not in state.get("rdf", {}):
+        log.warning("%s predates the even/odd RDF sums: starting from the beginning", state_file)
+        return None
     if not (restart_dir / state["restart_file"]).is_file():
         log.warning("%s names a missing restart file: starting from the beginning", state_file)
         return None
@@ -389,7 +392,8 @@ def run_rdf(
     pair_commands: list[str] | None = None,
     restart_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Liquid-Al MD with the ML-IAP model; write g(r) (``r_A, g``) and the production timing.
+    """Liquid-Al MD with the ML-IAP model; write g(r) (``r_A, g``, and ``g_even``/``g_odd``
+    over the even and odd frames: the sampling floor of RDF errors) and the production timing.
 
     ``settings`` is the ``lammps`` config section (supercell, density g/cm³, temperature K,
     timestep fs, melt/equilibration/production steps, rdf_every, rdf_bins, rdf_rmax Å,
@@ -561,7 +565,10 @@ def run_rdf(
         lmp.close()
 
     r, g = acc.result()
-    write_csv(rdf_csv, pd.DataFrame({"r_A": r, "g": g}))
+    table = {"r_A": r, "g": g}
+    if acc.n_frames >= 2:  # even/odd-frame averages: the sampling floor of the RDF errors
+        table["g_even"], table["g_odd"] = acc.halves()
+    write_csv(rdf_csv, pd.DataFrame(table))
     timing = {
         "n_atoms": n_atoms,
         "steps": n_prod,

@@ -66,6 +66,7 @@ TEACHER_LIQUID_COLUMNS = (
     "second_peak_A",
     "min_r_A",
     "rdf_error_vs_exp_A",
+    "sampling_floor_A",
 )
 
 

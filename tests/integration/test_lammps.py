@@ -181,8 +181,10 @@ def test_mliap_rdf_run_writes_outputs(tmp_path):
     }
     timing = run_rdf(mliap, settings, tmp_path / "rdf.csv", tmp_path / "timing.json")
     df = pd.read_csv(tmp_path / "rdf.csv")
-    assert list(df.columns) == ["r_A", "g"] and len(df) == 50
+    assert list(df.columns) == ["r_A", "g", "g_even", "g_odd"] and len(df) == 50
     assert np.all(np.isfinite(df["g"])) and df["g"].max() > 0
+    # two frames: g is the mean of the even (first) and odd (second) frame's g
+    np.testing.assert_allclose(0.5 * (df["g_even"] + df["g_odd"]), df["g"])
     assert timing["n_atoms"] == 108 and timing["frames"] == 2
 
 

@@ -181,3 +181,30 @@ def test_no_error_vs_experiment_far_from_its_temperature(tmp_path, caplog):
         far = rdf_errors_table(entries, ("teacher", "T", 0), temperature_K=1500.0)
     assert np.isnan(far["rdf_error_vs_exp_A"].iloc[0])
     assert "no error vs the 1198 K experiment" in caplog.text
+
+
+def test_sampling_floor_of_an_ideal_gas_shrinks_with_frames(tmp_path):
+    """Uniform random positions: the exact g is 1, the even/odd floor estimates the measured
+    ∫|g − 1| dr (same order) and falls about as 1/sqrt(frames)."""
+    from aedistill.rdf import RdfAccumulator, read_sampling_floor
+
+    rng = np.random.default_rng(0)
+    cell = np.eye(3) * 12.0
+    floors, errors = {}, {}
+    for n_frames in (8, 128):
+        acc = RdfAccumulator(5.0, 50)
+        for _ in range(n_frames):
+            acc.add(rng.uniform(0, 12.0, size=(100, 3)), cell)
+        r, g = acc.result()
+        floors[n_frames] = acc.sampling_floor()
+        errors[n_frames] = rdf_error(r, g, r, np.ones_like(g))
+        g_even, g_odd = acc.halves()
+        np.testing.assert_allclose(0.5 * (g_even + g_odd), g)  # equal halves: their mean is g
+        assert 0.3 < floors[n_frames] / errors[n_frames] < 3
+        path = tmp_path / f"rdf{n_frames}.csv"
+        pd.DataFrame({"r_A": r, "g": g, "g_even": g_even, "g_odd": g_odd}).to_csv(path)
+        assert read_sampling_floor(path) == pytest.approx(floors[n_frames])
+    assert 2 < floors[8] / floors[128] < 8  # sqrt(16) = 4
+    old = tmp_path / "old.csv"
+    pd.DataFrame({"r_A": r, "g": g}).to_csv(old)
+    assert np.isnan(read_sampling_floor(old))

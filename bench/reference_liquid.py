@@ -25,7 +25,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from aedistill.data.generate import fcc_supercell
 from aedistill.lammps import lattice_constant_for_density
-from aedistill.rdf import RdfAccumulator, rdf_error, rdf_error_vs_experiment, rdf_features
+from aedistill.rdf import RdfAccumulator, rdf_error_vs_experiment, rdf_features
 
 
 def calculator(source: str, model_dir: str | None):
@@ -63,16 +63,11 @@ def main() -> None:
     dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=a.temperature, friction=0.01, rng=rng)
     dyn.run(a.melt + a.equilibrate)
     acc = RdfAccumulator(7.0, 200)
-    halves = (RdfAccumulator(7.0, 200), RdfAccumulator(7.0, 200))  # even / odd frames
-    for k in range(a.production // a.every):
+    for _ in range(a.production // a.every):
         dyn.run(a.every)
         acc.add(atoms.positions, atoms.cell[:])
-        halves[k % 2].add(atoms.positions, atoms.cell[:])
     r, g = acc.result()
-    # sampling floor of the ∫|Δg| dr measure: the two halves differ by twice the noise of
-    # the whole average, so half their difference estimates the error a perfect potential
-    # would still show with this many frames
-    floor = 0.5 * rdf_error(r, halves[0].result()[1], r, halves[1].result()[1])
+    floor = acc.sampling_floor()  # the error a perfect potential would show with these frames
     f = rdf_features(r, g)
     occupied = r[g > 0]
     print(

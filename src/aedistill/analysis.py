@@ -109,14 +109,19 @@ def read_table(
     return df
 
 
+def reference_rows(rdf: pd.DataFrame) -> pd.Series:
+    """True for the rows of an ``rdf_errors`` table that are the reference model itself."""
+    name = rdf["role"] + "/" + rdf["arch"] + "/seed" + rdf["seed"].astype(str)
+    return name == rdf["reference"]
+
+
 def read_rdf_errors(path: str | os.PathLike[str] | None) -> pd.DataFrame | None:
     """Read ``tables/rdf_errors.csv``; the reference model's own ``rdf_error_A`` (0 by
     definition) becomes NaN, its error vs experiment stays. ``None`` when absent or empty."""
     df = read_table(path, ("role", "arch", "seed", "rdf_error_A"))
     if df is not None and "reference" in df.columns:
-        name = df["role"] + "/" + df["arch"] + "/seed" + df["seed"].astype(str)
         df = df.copy()
-        df.loc[name == df["reference"], "rdf_error_A"] = np.nan
+        df.loc[reference_rows(df), "rdf_error_A"] = np.nan
     return None if df is None or df.empty else df
 
 

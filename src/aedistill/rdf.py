@@ -117,8 +117,9 @@ class RdfAccumulator:
         exact g(r) of its own liquid with this many frames (NaN below 2 frames)."""
         if self.n_frames < 2:
             return float("nan")
+        r, _ = self.result()
         g_even, g_odd = self.halves()
-        return 0.5 * float(np.sum(np.abs(g_even - g_odd)) * (self.edges[1] - self.edges[0]))
+        return 0.5 * rdf_error(r, g_even, r, g_odd)
 
 
 def radial_distribution(
@@ -148,8 +149,8 @@ def read_sampling_floor(path: str | os.PathLike[str]) -> float:
     df = pd.read_csv(path)
     if not {"g_even", "g_odd"} <= set(df.columns) or len(df) < 2:
         return float("nan")
-    dr = float(df["r_A"].iloc[1] - df["r_A"].iloc[0])
-    return 0.5 * float(np.sum(np.abs(df["g_even"] - df["g_odd"])) * dr)
+    r = df["r_A"].to_numpy(float)
+    return 0.5 * rdf_error(r, df["g_even"].to_numpy(float), r, df["g_odd"].to_numpy(float))
 
 
 def rdf_error(r_a: np.ndarray, g_a: np.ndarray, r_b: np.ndarray, g_b: np.ndarray) -> float:

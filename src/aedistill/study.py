@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from aedistill.analysis import paired_table, read_models
+from aedistill.analysis import paired_table, read_models, reference_rows
 from aedistill.io import atomic_path, write_csv
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,7 @@ def teacher_liquid(run_dir: str | os.PathLike[str]) -> dict[str, float]:
     if not path.exists():
         return out
     df = pd.read_csv(path)
-    name = df["role"] + "/" + df["arch"] + "/seed" + df["seed"].astype(str)
-    ref = df[name == df["reference"]]
+    ref = df[reference_rows(df)]
     if ref.empty:
         return out
     row = ref.iloc[0]

@@ -16,22 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.integration.test_lammps import LIQUID
+
 pytestmark = pytest.mark.lammps
 
 REPO = Path(__file__).resolve().parents[2]
-SETTINGS = {
-    "supercell": 4,
-    "density": 2.375,
-    "temperature": 1200.0,
-    "timestep": 2.0,
-    "melt_steps": 300,
-    "equilibration_steps": 300,
-    "production_steps": 600,
-    "rdf_every": 20,
-    "rdf_bins": 100,
-    "rdf_rmax": 7.0,
-    "restart_every": 300,
-}
+SETTINGS = {**LIQUID, "restart_every": 300}  # test_lammps' short liquid, restart points
 # restart points at steps 300 (melt done), 600 (equilibration done), 900 (production half
 # done, 15 frames); the job is killed right after the third
 KILLED_RUN = """

@@ -62,15 +62,22 @@ def test_dry_run_each_config(workdir, config):
 @pytest.mark.parametrize("reference", ["emt", "meam", "ani-al-model"])
 def test_study_configs_differ_from_the_default_only_in_reference_and_stages(repo, reference):
     # the study compares references at the default run's budget: same families, split,
-    # teachers, grid, seeds and training; only the source, run name and skipped stages differ
+    # teachers, grid architectures, seeds and training; only the source, run name, skipped
+    # stages and the pre-registered ablation roles (docs/study.md) differ
     from aedistill.config import load_config
 
     default = load_config(repo / "config" / "config.yaml")
     study = load_config(repo / "config" / "study" / f"{reference}.yaml")
     assert study["dataset"]["source"] == reference
     assert study["run_name"] == f"study-{reference}"
-    for key in ("model", "training", "loss", "labels", "teachers", "grid"):
+    for key in ("model", "training", "loss", "labels", "teachers"):
         assert study[key] == default[key], key
+    ablations = ("roles", "w_A_sweep")
+    assert {k: v for k, v in study["grid"].items() if k not in ablations} == {
+        k: v for k, v in default["grid"].items() if k not in ablations
+    }
+    assert set(study["grid"]["roles"]) == {"control", "matched_control", "student", "oracle"}
+    assert study["grid"]["w_A_sweep"] == [1, 10]
     for key in ("species", "generate", "split"):
         assert study["dataset"][key] == default["dataset"][key], key
     assert not study["born_again"]["enabled"]

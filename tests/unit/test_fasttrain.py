@@ -444,3 +444,39 @@ def test_stack_job_wall_time_limit_stops_and_rerun_keeps_it(data, tmp_path):
         assert a.metrics["epochs"] == b.metrics["epochs"] == 1
         assert a.metrics["stop_reason"] == b.metrics["stop_reason"] == "max_wall_minutes"
         assert a.metrics["test_f_rmse"] == b.metrics["test_f_rmse"]
+
+
+def test_trained_test_errors_statistically_equal_across_engines(tmp_path):
+    """After training, the fast engine's models are as accurate as hippynn's engine's.
+
+    Same data, config, initial weights per seed (6 seeds, control L1-W6-S4, 8 epochs); the
+    batch orders differ (hippynn's global RNG vs the stack's ``order_seed``), so the two
+    test F-RMSEs of a seed agree to training noise only. A systematic difference (a lost or
+    mis-weighted loss term, a wrong learning-rate schedule) shows as a paired t-test rejecting
+    equality; equal engines pass with probability 0.99 (two-sided α = 0.01).
+    """
+    from scipy import stats
+
+    from aedistill.fastjob import JobModel, train_stack_job
+    from aedistill.training import train_model
+
+    ds = rattled_fcc_emt(36, seed=3, lattice_jitter=0.02)
+    split = make_split(ds.n_conf, 0.6, 0.2, 0.2, seed=0)
+    seeds = range(6)
+    hip = cfg(max_epochs=8, batch_size=4, engine="hippynn")
+    hippynn_m = [
+        train_model(hip, "control", ARCH, s, ds, split, tmp_path / f"h{s}").metrics for s in seeds
+    ]
+    jobs = [JobModel("control", s, tmp_path / f"f{s}") for s in seeds]
+    fast_m = [
+        r.metrics for r in train_stack_job(cfg(max_epochs=8, batch_size=4), ARCH, jobs, ds, split)
+    ]
+    assert {m["engine"] for m in fast_m} == {"fasttrain"}
+    assert "fasttrain" not in {m["engine"] for m in hippynn_m}
+    hippynn_f = [m["test_f_rmse"] for m in hippynn_m]
+    fast_f = [m["test_f_rmse"] for m in fast_m]
+    diff = np.array(fast_f) - np.array(hippynn_f)
+    p = stats.ttest_rel(fast_f, hippynn_f).pvalue
+    assert p > 0.01, (hippynn_f, fast_f, diff)
+    # and the mean difference is small against the errors themselves
+    assert abs(diff.mean()) < 0.15 * np.mean(hippynn_f), (hippynn_f, fast_f)

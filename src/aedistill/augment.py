@@ -196,7 +196,7 @@ def teacher_md(
         kept = []
         for _ in range(count):
             dyn.run(settings.interval)
-            d = _min_distance(atoms, 3.0)
+            d = _min_distance(atoms, max(3.0, FUSED_PAIR_DISTANCE_A))
             if not np.isfinite(atoms.get_potential_energy()) or d < FUSED_PAIR_DISTANCE_A:
                 break
             snap = atoms.copy()
@@ -208,7 +208,8 @@ def teacher_md(
             abandoned += 1
             log.warning(
                 "trajectory %d (%.0f K, from configuration %d): atoms fused (closest pair "
-                "%.2f Å < %.2f Å) after %d snapshots; replacing the rest",
+                "%.2f Å, limit %.2f Å) or energy not finite after %d snapshots; replacing "
+                "the rest",
                 k,
                 temp,
                 start,

@@ -37,6 +37,7 @@ wildcard_constraints:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/labels.smk"
+include: "workflow/rules/augment.smk"
 include: "workflow/rules/distill.smk"
 include: "workflow/rules/efficiency.smk"
 include: "workflow/rules/lammps.smk"

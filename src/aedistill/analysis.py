@@ -281,18 +281,22 @@ def hypervolume_table(front: pd.DataFrame, margin: float = HV_MARGIN) -> pd.Data
 def comparisons(roles: Iterable[str]) -> list[tuple[str, str]]:
     """(role, baseline) pairs to test, among the roles present.
 
-    Every comparison role (student, matched_control, oracle, student_wA*) against control;
-    student against matched_control (isolates the w_A term: same w_F); oracle against student
-    (exact vs teacher per-atom energies).
+    Every comparison role (student, matched_control, oracle, student_wA*, augmented) against
+    control; student against matched_control (isolates the w_A term: same w_F); oracle against
+    student (exact vs teacher per-atom energies); augmented against student (what the
+    teacher's own configurations add).
     """
     present = set(roles)
     wa = sorted((r for r in present if r.startswith("student_wA")), key=_wa_value)
-    out = [(r, "control") for r in ("student", "matched_control", "oracle", *wa) if r in present]
+    compared = ("student", "matched_control", "oracle", *wa, "augmented")
+    out = [(r, "control") for r in compared if r in present]
     out = [p for p in out if "control" in present]
     if {"student", "matched_control"} <= present:
         out.append(("student", "matched_control"))
     if {"oracle", "student"} <= present:
         out.append(("oracle", "student"))
+    if {"augmented", "student"} <= present:
+        out.append(("augmented", "student"))
     return out
 
 

@@ -198,6 +198,8 @@ def train_stack_job(
                 "arch": arch_obj.slug,
                 **arch_obj.to_dict(),
                 "seed": int(jm.seed),
+                "n_train": len(split.train),
+                "n_test": len(split.test),
                 "epochs": int(res.epochs),
                 "best_epoch": int(res.best_epoch),
                 "train_time_s": round(float(trainer.wall_s) / len(members), 3),
@@ -230,7 +232,11 @@ def run(
     from aedistill.data.canonical import load_dataset
     from aedistill.data.split import load_split
     from aedistill.labels import load_labels
+    from aedistill.roles import plan_role
 
+    augmented = [role for role, _ in members if plan_role(config, role).augmented]
+    if augmented:  # its training configurations are not the stack's
+        raise ValueError(f"role {augmented[0]!r} cannot train in a grid stack")
     ds = load_dataset(dataset_path)
     split = load_split(split_path, n_conf=ds.n_conf)
     labels = None

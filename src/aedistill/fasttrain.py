@@ -1319,7 +1319,8 @@ class StackTrainer:
 # ----------------------------------------------------------------------------- entry point
 def initial_modules(config: Mapping[str, Any], arch, seed: int, dataset, split):
     """hippynn modules of ``arch`` seeded with ``seed`` and E0-initialised on the training
-    split exactly as :func:`aedistill.training.prepare_training` does (no pair cache)."""
+    split (``split.for_initialisation()``) exactly as
+    :func:`aedistill.training.prepare_training` does (no pair cache)."""
     import contextlib
 
     from hippynn.pretraining import hierarchical_energy_initialization
@@ -1333,7 +1334,7 @@ def initial_modules(config: Mapping[str, Any], arch, seed: int, dataset, split):
     spec = ModelSpec.from_config(config, arch if isinstance(arch, Arch) else Arch.from_slug(arch))
     graph = build_training_graph(spec, seed)
     with contextlib.redirect_stdout(_LogStream()):
-        db = make_database(dataset, split, None, [DB_SPECIES], [DB_ENERGY])
+        db = make_database(dataset, split.for_initialisation(), None, [DB_SPECIES], [DB_ENERGY])
         hierarchical_energy_initialization(
             graph.henergy, db, energy_name=DB_ENERGY, species_name=DB_SPECIES, decay_factor=1e-2
         )

@@ -5,6 +5,7 @@ Layout (``R = results/<run_name>``)::
     R/data/dataset.h5, split.json, summary.json
     R/models/<role>/<arch>/seed<seed>/model.pt, history.csv, metrics.json
     R/labels/atom_energies.h5, labels_check.csv, teacher_vs_true.json
+    R/augment/dataset.h5, atom_energies.h5, summary.json
     R/efficiency/<role>/<arch>/seed<seed>/timing.json, memory.json
     R/lammps/<role>/<arch>/seed<seed>/model.mliap.pt, rdf.csv, timing.json
     R/tables/*.csv
@@ -87,6 +88,21 @@ def labels_check(run: str) -> Path:
 
 def teacher_vs_true(run: str) -> Path:
     return run_dir(run) / "labels" / "teacher_vs_true.json"
+
+
+def augment_dataset(run: str) -> Path:
+    """Teacher-generated configurations of the ``augmented`` role (canonical dataset, the
+    ensemble-mean E and F as labels)."""
+    return run_dir(run) / "augment" / "dataset.h5"
+
+
+def augment_labels(run: str) -> Path:
+    """Teacher ε of :func:`augment_dataset` (the layout of :func:`labels`)."""
+    return run_dir(run) / "augment" / "atom_energies.h5"
+
+
+def augment_summary(run: str) -> Path:
+    return run_dir(run) / "augment" / "summary.json"
 
 
 def timing(run: str, role: str, arch: str, seed: int | str) -> Path:

@@ -48,10 +48,19 @@ _FIXED = {
     "born_again": (_PALETTE[3], "P", "Born-Again"),
     "oracle": (_PALETTE[4], "D", "oracle (exact ε)"),
     "teacher": ((0.0, 0.0, 0.0), "*", "teacher"),
+    "augmented": (_PALETTE[9], "h", "augmented (teacher MD data)"),
 }
-_WA_COLOURS = [_PALETTE[i] for i in (5, 6, 8, 9, 7)]
+_WA_COLOURS = [_PALETTE[i] for i in (5, 6, 8, 7)]
 #: Order in legends.
-ROLE_ORDER = ["teacher", "born_again", "student", "control", "matched_control", "oracle"]
+ROLE_ORDER = [
+    "teacher",
+    "born_again",
+    "student",
+    "control",
+    "matched_control",
+    "oracle",
+    "augmented",
+]
 
 F_LABEL = "test force RMSE (eV/Å)"
 E_LABEL = "test energy RMSE (meV/atom)"
@@ -384,7 +393,7 @@ def fig4_learning_curves(
     png: str | os.PathLike[str],
     pdf: str | os.PathLike[str],
     run: str | None = None,
-    roles: Sequence[str] = ("student", "control", "matched_control", "oracle"),
+    roles: Sequence[str] = ("student", "control", "matched_control", "oracle", "augmented"),
 ) -> list[str]:
     """Fig 4: train (A) and validation (B) force RMSE vs epoch, one row per architecture.
 

@@ -10,6 +10,9 @@ Roles (the ``<role>`` directory of :mod:`aedistill.paths`):
 * ``matched_control`` — control weights but the student's w_F (isolates the ε term);
 * ``oracle`` — a student learning the dataset's exact per-atom energies;
 * ``student_wA<x>`` — a student with w_A = x (``x`` as ``f"{x:g}"`` writes it);
+* ``augmented`` — a student that also trains on configurations the teacher generated and
+  labelled itself (teacher MD, ensemble-mean E, F and ε: :mod:`aedistill.augment`); its
+  control (``control``) cannot see them, having no ground truth for them;
 * ``born_again`` — teacher architecture, weights following ``born_again.schedule``
   (switched at epoch boundaries; epochs are 1-based).
 """
@@ -24,7 +27,15 @@ from typing import Any
 from aedistill.errors import UserInputError
 
 #: Roles with a fixed name; ``student_wA<x>`` is the one family of names.
-NAMED_ROLES = ("teacher", "student", "control", "matched_control", "oracle", "born_again")
+NAMED_ROLES = (
+    "teacher",
+    "student",
+    "control",
+    "matched_control",
+    "oracle",
+    "born_again",
+    "augmented",
+)
 #: The ``x`` of ``student_wA<x>``: a non-negative number as ``f"{x:g}"`` writes it.
 WA_VALUE_PATTERN = r"[0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?"
 
@@ -56,6 +67,7 @@ class RolePlan:
 
     ``labels``: None (no ε term), ``"teacher"`` (teacher ensemble labels) or ``"exact"``
     (the dataset's exact per-atom energies). ``schedule`` rows are (first epoch, weights).
+    ``augmented``: the role also trains on the teacher-generated augmentation set.
     ``stop_weights`` define the validation metric for early stopping / best model: the
     role's own weights, or the final schedule row for Born-Again students.
     """
@@ -67,6 +79,7 @@ class RolePlan:
     max_epochs: int
     min_epochs: int = 0
     schedule: tuple[tuple[int, LossWeights], ...] = ()
+    augmented: bool = False
 
     def weights_at(self, epoch: int) -> LossWeights:
         """Weights used during 1-based ``epoch``."""
@@ -99,6 +112,8 @@ def plan_role(config: Mapping[str, Any], role: str) -> RolePlan:
         return RolePlan(role, student, student, "teacher", max_epochs)
     if role == "oracle":
         return RolePlan(role, student, student, "exact", max_epochs)
+    if role == "augmented":
+        return RolePlan(role, student, student, "teacher", max_epochs, augmented=True)
     m = _STUDENT_WA.match(role)
     if m:
         w = LossWeights(student.w_E, student.w_F, float(m.group(1)))

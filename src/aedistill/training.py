@@ -105,8 +105,16 @@ def prepare_training(
     with contextlib.redirect_stdout(_LogStream()):
         modules, db_info = assemble_for_training(terms.train, terms.validation)
         db = make_database(dataset, split, eps, db_info["inputs"], db_info["targets"])
+        init_db = db  # E0 from the configurations that fix the initial weights
+        if split.init_train is not None:  # the augmented role: its student's
+            init_split = split.for_initialisation()
+            init_db = make_database(dataset, init_split, None, [DB_SPECIES], [DB_ENERGY])
         hierarchical_energy_initialization(
-            graph.henergy, db, energy_name=DB_ENERGY, species_name=DB_SPECIES, decay_factor=1e-2
+            graph.henergy,
+            init_db,
+            energy_name=DB_ENERGY,
+            species_name=DB_SPECIES,
+            decay_factor=1e-2,
         )
         initial = state_dict_of(graph)
         cache_pairs(modules.model, db, where)
@@ -260,6 +268,11 @@ def train_model(
     """
     out = _output_dir(out_dir)
     arch = Arch.parse(arch)
+    if plan_role(config, role).augmented and split.init_train is None:
+        raise UserInputError(
+            f"{out}: role {role!r} trains on the training split plus the teacher's "
+            "configurations: give it aedistill.augment.augmented_training_data(...)"
+        )
     device = resolve_device(config["training"]["device"])
     if config["training"]["engine"] == "fast" and device != "cpu":
         log.info("training.engine fast runs on the CPU only: training on %s with hippynn", device)
@@ -292,7 +305,7 @@ def train_model(
     history = state.history_frame()
     write_csv(state.history_path, history)
     metrics = _test_metrics(config, setup, model_path, dataset, split, labels)
-    metrics.update(_run_record(config, run, role, arch, seed, state, train_time_s))
+    metrics.update(_run_record(config, run, role, arch, seed, state, train_time_s, split))
     write_json(out / "metrics.json", metrics)
     state.checkpoint_path.unlink(missing_ok=True)
     log.info(
@@ -413,7 +426,7 @@ def _test_metrics(config, setup, model_path, dataset, split, labels) -> dict[str
 
 
 def _run_record(
-    config, run, role, arch: Arch, seed, state: _TrainState, train_time_s: float
+    config, run, role, arch: Arch, seed, state: _TrainState, train_time_s: float, split
 ) -> dict[str, Any]:
     """The ``metrics.json`` fields that describe the run rather than the model's errors,
     with the convergence record (:mod:`aedistill.convergence`)."""
@@ -430,6 +443,8 @@ def _run_record(
         "arch": arch.slug,
         **arch.to_dict(),
         "seed": int(seed),
+        "n_train": len(split.train),
+        "n_test": len(split.test),
         "epochs": int(state.epochs_done),
         "best_epoch": int(state.best_epoch) if state.best_epoch else 0,
         "train_time_s": round(train_time_s, 3),
@@ -639,8 +654,12 @@ def run(
     split_path: str | os.PathLike[str],
     model_path: str | os.PathLike[str],
     labels_path: str | os.PathLike[str] | None = None,
+    augment_paths: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
 ) -> TrainResult:
-    """Load the canonical dataset, split and (students) labels; train into model_path's dir."""
+    """Load the canonical dataset, split and (students) labels; train into model_path's dir.
+
+    ``augment_paths``: (dataset, ε labels) of the teacher-generated configurations, which the
+    ``augmented`` role adds to its training split (:mod:`aedistill.augment`)."""
     from aedistill.data.canonical import load_dataset
     from aedistill.data.split import load_split
     from aedistill.labels import load_labels
@@ -648,8 +667,18 @@ def run(
     ds = load_dataset(dataset_path)
     split = load_split(split_path, n_conf=ds.n_conf)
     labels = None
+    target = config["labels"]["target"]
     if labels_path is not None:
-        labels = load_labels(labels_path, ds, target=config["labels"]["target"])
+        labels = load_labels(labels_path, ds, target=target)
+    if plan_role(config, role).augmented:
+        from aedistill.augment import load_augmented
+
+        if augment_paths is None or labels is None:
+            raise UserInputError(
+                f"role {role!r} needs the teacher labels and the augmentation set "
+                "(augment/dataset.h5, augment/atom_energies.h5)"
+            )
+        ds, split, labels = load_augmented(ds, split, labels, *augment_paths, target=target)
     return train_model(
         config,
         role,

@@ -24,6 +24,7 @@ TARGETS = [
     "teachers",
     "labels",
     "atomic_labels",
+    "augmentation",
     "students",
     "controls",
     "born_again_models",

@@ -175,6 +175,12 @@ def test_comparisons_cover_all_roles_present():
         ("oracle", "student"),
     ]
     assert analysis.comparisons(["student", "teacher"]) == []
+    # the augmented student against the control (no teacher data) and its plain student
+    assert analysis.comparisons(["augmented", "control", "student"]) == [
+        ("student", "control"),
+        ("augmented", "control"),
+        ("augmented", "student"),
+    ]
 
 
 # --------------------------------------------------------------------------- Born-Again

@@ -161,6 +161,29 @@ def test_figure_missing_optional_tables(tables, tmp_path, name):
     assert notes, "missing data must be reported in the figure"
 
 
+@pytest.mark.parametrize("name", plots.FIGURES)
+def test_figures_with_the_augmented_role(tmp_path, name):
+    """The augmented role is drawn like any grid role; like the pipeline's, its models have
+    no LAMMPS liquid (only students and controls run one)."""
+    t = synthetic_tables(roles=("student", "control", "augmented"), seeds=(0, 1))
+    t["rdf_errors"] = t["rdf_errors"][t["rdf_errors"]["role"] != "augmented"]
+    csv = {}
+    for k, df in t.items():
+        csv[k] = tmp_path / f"{k}.csv"
+        df.to_csv(csv[k], index=False)
+    notes = _figure(
+        tmp_path,
+        name,
+        csv["models"],
+        histories_csv=csv["histories"],
+        efficiency_csv=csv["efficiency"],
+        rdf_csv=csv["rdf_errors"],
+        run="synthetic",
+        learning_curve_archs=["L1-W8-S8"],
+    )
+    assert all("augmented" not in n for n in notes) or name == "fig3", notes
+
+
 def test_efficiency_rows_only_for_some_roles(tables, tmp_path):
     eff = pd.read_csv(tables["efficiency"])
     eff = eff[eff["role"] == "student"].drop(columns="lammps_time_per_step_per_atom_s")
@@ -173,7 +196,7 @@ def test_efficiency_rows_only_for_some_roles(tables, tmp_path):
 
 def test_role_style_fixed_and_distinct():
     roles = ["student", "control", "matched_control", "oracle", "born_again", "teacher"]
-    roles += ["student_wA10", "student_wA300", "student_wA30"]
+    roles += ["augmented", "student_wA10", "student_wA300", "student_wA30"]
     styles = [plots.role_style(r, roles) for r in roles]
     assert len({(c, m) for c, m, _ in styles}) == len(roles)
     # fixed: independent of which other roles exist

@@ -19,6 +19,7 @@ from aedistill.roles import ROLE_PATTERN, plan_role, role_pattern
     [
         ("teacher", True),
         ("born_again", True),
+        ("augmented", True),
         ("student_wA2.5", True),
         ("student_wA1e+300", True),
         ("student_wA1.", True),

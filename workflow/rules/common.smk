@@ -18,6 +18,8 @@ TEACHER_SEEDS = list(range(config["teachers"]["n_members"]))
 GRID_ROLES = list(config["grid"]["roles"]) + [
     f"student_wA{w:g}" for w in config["grid"]["w_A_sweep"]
 ]
+# grid roles that also train on the teacher's own configurations (augment.smk)
+AUGMENT_ROLES = [r for r in GRID_ROLES if roles.plan_role(config, r).augmented]
 BA_SEEDS = config["born_again"]["seeds"] if config["born_again"]["enabled"] else []
 LAMMPS_ENABLED = bool(config["lammps"]["enabled"])
 # wall-time limit of a training job (minutes): the training's own limit plus set-up and test

@@ -7,11 +7,17 @@ LABEL_ROLES = {
     for r in GRID_ROLES + ["born_again"]
     if roles.plan_role(config, r).labels == "teacher"
 }
-STUDENT_ROLES = [r for r in GRID_ROLES if r.startswith("student") or r == "oracle"]
+STUDENT_ROLES = [
+    r for r in GRID_ROLES if r.startswith("student") or r in ("oracle", "augmented")
+]
 CONTROL_ROLES = [r for r in GRID_ROLES if r in ("control", "matched_control")]
 
 
 TRAIN_INPUTS = {"dataset": paths.dataset(RUN), "split": paths.split(RUN)}
+AUGMENT_INPUTS = {
+    "augment_dataset": paths.augment_dataset(RUN),
+    "augment_labels": paths.augment_labels(RUN),
+}
 STUDENT_METRICS = [
     paths.metrics(RUN, r, a, s)
     for r in STUDENT_ROLES
@@ -31,6 +37,7 @@ rule train_model:
         unpack(
             lambda w: TRAIN_INPUTS
             | ({"labels": paths.labels(RUN)} if w.role in LABEL_ROLES else {})
+            | (AUGMENT_INPUTS if w.role in AUGMENT_ROLES else {})
         ),
     output:
         model=paths.model(RUN, "{role}", "{arch}", "{seed}"),
@@ -57,9 +64,14 @@ rule train_model:
         "../scripts/train.py"
 
 
-# engine fast: the grid models of one architecture (all roles and seeds) as one stacked job
-STACK_GRID = config["training"]["engine"] == "fast" and config["training"]["stack_grid"]
-STACK_MEMBERS = [(r, s) for r in GRID_ROLES for s in SEEDS]
+# engine fast: the grid models of one architecture (all roles and seeds) as one stacked job;
+# augmented models train on other configurations, in jobs of their own (train_model)
+STACK_MEMBERS = [(r, s) for r in GRID_ROLES if r not in AUGMENT_ROLES for s in SEEDS]
+STACK_GRID = (
+    config["training"]["engine"] == "fast"
+    and config["training"]["stack_grid"]
+    and bool(STACK_MEMBERS)
+)
 
 
 if STACK_GRID:

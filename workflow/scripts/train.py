@@ -5,6 +5,7 @@ from aedistill.workflow import script_logging
 with script_logging(snakemake):
     from aedistill.training import run
 
+    augment = snakemake.input.get("augment_dataset")
     run(
         snakemake.params.config,
         snakemake.params.role,
@@ -14,4 +15,5 @@ with script_logging(snakemake):
         snakemake.input.split,
         snakemake.output.model,
         labels_path=snakemake.input.get("labels"),
+        augment_paths=(augment, snakemake.input.augment_labels) if augment else None,
     )

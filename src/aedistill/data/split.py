@@ -13,14 +13,26 @@ from aedistill.io import read_json, write_json
 
 @dataclass
 class Split:
-    """Disjoint, sorted index arrays into the canonical dataset."""
+    """Disjoint, sorted index arrays into the canonical dataset.
+
+    ``init_train``: the training configurations the initial weights are fitted to (the E0
+    initialisation); None = ``train``. The ``augmented`` role trains on more configurations
+    than its student and control but starts from their weights (:mod:`aedistill.augment`).
+    """
 
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
+    init_train: np.ndarray | None = None
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {"train": self.train, "valid": self.valid, "test": self.test}
+
+    def for_initialisation(self) -> Split:
+        """The split whose training configurations fix the initial weights."""
+        if self.init_train is None:
+            return self
+        return Split(self.init_train, self.valid, self.test)
 
 
 def make_split(n_conf: int, train: float, valid: float, test: float, seed: int) -> Split:

@@ -805,7 +805,8 @@ class StackSettings:
 
 
 class _Control:
-    """hippynn's PatienceController (with aedistill's ``min_epochs``) for one model, with
+    """hippynn's PatienceController (with aedistill's ``min_epochs``: no plateau step and no
+    patience before it, as :func:`aedistill.training._controller_class`) for one model, with
     torch's ReduceLROnPlateau on a one-parameter stand-in optimiser (its lr is the model's).
     Epochs are 0-based here, as in hippynn."""
 
@@ -827,7 +828,9 @@ class _Control:
 
     @property
     def max_epochs(self) -> int:
-        patience_limit = min(self.last_best + self.patience + 1, self._max_epochs)
+        # the patience counts from epoch min_epochs (1-based) at the earliest
+        first = max(self.last_best, self.min_epochs - 1)
+        patience_limit = min(first + self.patience + 1, self._max_epochs)
         return max(min(self.min_epochs, self._max_epochs), patience_limit)
 
     def push_epoch(self, epoch: int, better: bool, metric: float) -> bool:
@@ -837,7 +840,8 @@ class _Control:
         else:
             self.boredom += 1
         self.current_epoch += 1
-        self.scheduler.step(metric)
+        if self.current_epoch >= self.min_epochs:  # no plateau steps inside a loss schedule
+            self.scheduler.step(metric)
         return self.current_epoch < self.max_epochs
 
     def state_dict(self) -> dict[str, Any]:

@@ -146,7 +146,14 @@ def _controller_class():
     from hippynn.experiment.controllers import PatienceController
 
     class MinEpochPatienceController(PatienceController):
-        """hippynn's PatienceController that never stops before ``min_epochs`` epochs.
+        """hippynn's PatienceController whose plateau and patience start at epoch
+        ``min_epochs`` (1-based; 0 = from the start, hippynn's own behaviour).
+
+        A Born-Again student's loss schedule ends at ``min_epochs``, the first epoch with its
+        final weights; its validation loss is measured with those final weights all along, so
+        while the schedule runs it cannot track what is being trained. The learning rate
+        therefore is not reduced before ``min_epochs``, and the termination patience counts
+        from there: training never stops before ``min_epochs`` − 1 + patience + 1 epochs.
 
         Its state (saved in checkpoints) is the progress of training only: the epoch limits
         are left out of it, so a resumed run keeps the limits of the config it was started
@@ -159,9 +166,22 @@ def _controller_class():
             super().__init__(*args, **kwargs)
             self.min_epochs = int(min_epochs)
 
+        def push_epoch(self, epoch, better_model, metric, _print=print):
+            if self.current_epoch + 1 >= self.min_epochs:
+                return super().push_epoch(epoch, better_model, metric, _print=_print)
+            schedulers, self.scheduler_list = self.scheduler_list, []
+            try:  # inside the loss schedule: no learning-rate step
+                return super().push_epoch(epoch, better_model, metric, _print=_print)
+            finally:
+                self.scheduler_list = schedulers
+
         @property
         def max_epochs(self):
-            return max(min(self.min_epochs, self._max_epochs), super().max_epochs)
+            first = max(self.last_best, self.min_epochs - 1)  # 0-based epoch
+            return max(
+                min(self.min_epochs, self._max_epochs),
+                min(first + self.patience + 1, self._max_epochs),
+            )
 
     return MinEpochPatienceController
 

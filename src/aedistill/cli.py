@@ -2,8 +2,9 @@
 
 ``aedistill check-config FILE``   validate a config (defaults filled) and print it
 ``aedistill dataset CONFIG OUTDIR``  build the canonical dataset and split without Snakemake
-``aedistill study RUN_DIR... --out DIR``  compare runs on different references (criterion,
-paired student − control table, figure)
+``aedistill study RUN_DIR... --out DIR``  compare finished runs on different references or
+training subsets (criterion, paired and verdict tables, figures; the Snakemake target `study`
+builds the runs too)
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Each run directory (``results/<run_name>``) holds ``tables/models.csv`` (and, fo
 learning curves, ``tables/histories.csv``). A run is described by :class:`RunInfo`: its
 reference (a name) and its ``dataset.split.train_subset`` — given by the study
 (``workflow/rules/study.smk``) or, for plain run directories (``aedistill study``), read from
-the run's ``data/summary.json`` and ``data/split.json``. Per run this module reports
+the run's ``data/summary.json`` (the dataset source) and ``data/split.json``
+(:func:`describe_runs`). Per run this module reports
 
 * the **criterion fixed before looking at student results** (``criterion.csv``): the method
   presupposes a teacher clearly better than the small models — teacher test F-RMSE (mean over
@@ -85,7 +86,8 @@ class RunInfo:
 
 def describe_run(run: str | os.PathLike[str] | RunInfo) -> RunInfo:
     """:class:`RunInfo` of a plain run directory: the reference named after the dataset
-    source (``data/summary.json``), the subset from ``data/split.json`` (1 when absent)."""
+    source (``data/summary.json``; the directory's name without one), the subset from
+    ``data/split.json`` (1 when absent)."""
     if isinstance(run, RunInfo):
         return run
     d = Path(run)
@@ -93,7 +95,23 @@ def describe_run(run: str | os.PathLike[str] | RunInfo) -> RunInfo:
     split = d / "data" / "split.json"
     if split.exists():
         subset = float(json.loads(split.read_text()).get("train_subset", 1.0))
-    return RunInfo(d, _reference_name(d), subset)
+    summary = d / "data" / "summary.json"
+    source = json.loads(summary.read_text()).get("source") if summary.exists() else None
+    return RunInfo(d, source or d.name, subset)
+
+
+def describe_runs(runs: Sequence[str | os.PathLike[str] | RunInfo]) -> list[RunInfo]:
+    """:func:`describe_run` of each; plain run directories that would share a reference and
+    a subset (two runs of one source) are told apart as ``<source> (<run dir>)``."""
+    infos = [describe_run(r) for r in runs]
+    plain = [not isinstance(r, RunInfo) for r in runs]
+    keys = [(i.reference, i.train_subset) for i in infos]
+    return [
+        RunInfo(i.run_dir, f"{i.reference} ({i.run})", i.train_subset)
+        if p and keys.count(k) > 1 and i.reference != i.run
+        else i
+        for i, p, k in zip(infos, plain, keys, strict=True)
+    ]
 
 
 def teacher_advantage(models: pd.DataFrame) -> dict[str, float | str | bool]:
@@ -150,16 +168,6 @@ def teacher_liquid(run_dir: str | os.PathLike[str]) -> dict[str, float]:
     }
 
 
-def _reference_name(run_dir: Path) -> str:
-    """``<dataset source> (<run dir>)`` where the run has ``data/summary.json``, else the dir."""
-    summary = run_dir / "data" / "summary.json"
-    if summary.exists():
-        source = json.loads(summary.read_text()).get("source")
-        if source and source != run_dir.name:
-            return f"{source} ({run_dir.name})"
-    return run_dir.name
-
-
 def study_comparisons(roles: Sequence[str]) -> list[tuple[str, str]]:
     """(role, baseline) pairs of a study: the run's own :func:`aedistill.analysis.comparisons`
     plus every other grid role against each baseline present (so a new role is compared
@@ -200,7 +208,7 @@ def study_tables(runs: Sequence[str | os.PathLike[str] | RunInfo]) -> dict[str, 
     ``criterion`` (one row per run), ``paired`` (per run/role/baseline/arch/metric, with
     Holm-adjusted p-values) and ``verdict`` (:func:`verdict_table`)."""
     crit_rows, paired_parts, model_parts = [], [], []
-    for info in map(describe_run, runs):
+    for info in describe_runs(runs):
         models = read_models(info.run_dir / "tables" / "models.csv")
         cols = _run_columns(info)
         crit_rows.append(cols | teacher_advantage(models) | teacher_liquid(info.run_dir))
@@ -497,7 +505,7 @@ def draw_figure(
     elif kind == "data_size":
         fig = plot_data_size(pd.read_csv(table))
     elif kind == "learning_curves":
-        fig = plot_learning_curves([describe_run(r) for r in runs])
+        fig = plot_learning_curves(describe_runs(runs))
     else:
         raise ValueError(f"unknown study figure {kind!r} (expected one of {list(FIGURES)})")
     for path in out:
@@ -527,7 +535,7 @@ def run_study(
     """``aedistill study``: criterion.csv, paired.csv, verdict.csv, study.png,
     data_size.png and learning_curves.png of ``run_dirs`` into ``out_dir``."""
     out = Path(out_dir)
-    runs = [describe_run(r) for r in run_dirs]
+    runs = describe_runs(run_dirs)
     tables = write_tables(runs, {name: out / f"{name}.csv" for name in TABLES})
     plot_study(tables["paired"], out / "study.png")
     draw_figure("data_size", [out / "data_size.png"], table=out / "verdict.csv")

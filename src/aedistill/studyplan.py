@@ -21,7 +21,7 @@ import yaml
 
 from aedistill.config import REPO_ROOT, read_config_file, validate_config, validate_with_schema
 from aedistill.errors import UserInputError
-from aedistill.paths import study_run_name
+from aedistill.paths import study_run_name, table
 
 STUDY_SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "study.schema.yaml"
 #: Keys the study sets in every run config; overrides may not set them.
@@ -125,6 +125,32 @@ def exit_on_bad_study(
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def run_tables(run: StudyRun) -> dict[str, str]:
+    """{name: path} of the tables a run's nested Snakemake builds for the study: models and
+    histories, and rdf_errors where the run's LAMMPS stage is enabled."""
+    names = ["models", "histories"] + (["rdf_errors"] if run.config["lammps"]["enabled"] else [])
+    return {name: str(table(run.name, name)) for name in names}
+
+
+def nested_snakemake_args(
+    snakemake_args: str = "",
+    use_conda: bool = False,
+    conda_prefix: str | os.PathLike[str] | None = None,
+    keep_going: bool = False,
+) -> str:
+    """Arguments of each run's nested Snakemake beyond targets, config file and cores: the
+    study's ``snakemake_args`` and what the calling Snakemake was told (``--sdm conda`` and
+    its ``--conda-prefix``, ``--keep-going``)."""
+    args = [snakemake_args] if snakemake_args else []
+    if use_conda:
+        args.append("--sdm conda")
+        if conda_prefix:
+            args.append(f"--conda-prefix {os.fspath(conda_prefix)}")
+    if keep_going:
+        args.append("--keep-going")
+    return " ".join(args)
 
 
 def write_run_config(path: str | os.PathLike[str], config: Mapping[str, Any]) -> None:

@@ -115,6 +115,17 @@ def test_study_builds_the_verdict_table(study):
     # and the study itself is up to date
     r = _study(wd, "study", "-n")
     assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-3000:]
+    # `aedistill study` on the run directories: the subsets from their split.json, the same Δ
+    from aedistill.cli import main
+
+    out = wd / "results" / "cli"
+    assert (
+        main(["study", *(str(wd / "results" / r) for r in RUNS.values()), "--out", str(out)]) == 0
+    )
+    cli = pd.read_csv(out / "verdict.csv")
+    assert list(cli["train_subset"].drop_duplicates()) == list(SUBSETS)
+    np.testing.assert_allclose(cli["delta_vs_control"], verdict["delta_vs_control"])
+    assert (out / "study.png").exists() and (out / "learning_curves.png").exists()
 
 
 def test_adding_a_role_trains_only_the_new_models(study):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -93,13 +94,14 @@ def test_study_tables_and_outputs(tmp_path):
     )
     tables = study_tables(dirs)
     crit, paired = tables["criterion"], tables["paired"]
-    assert list(crit["reference"]) == ["ani-al (emt)", "meam"]  # the data source names it
+    assert list(crit["reference"]) == ["ani-al", "meam"]  # the data source names it
+    assert list(crit["run"]) == ["emt", "meam"] and list(crit["train_subset"]) == [1, 1]
     assert list(crit["criterion_met"]) == [False, True]
     liquid = crit.set_index("reference")
     assert liquid.loc["meam", "teacher_liquid_first_peak_A"] == 2.76
     assert liquid.loc["meam", "teacher_liquid_rdf_error_vs_exp_A"] == 0.31
     assert liquid.loc["meam", "teacher_liquid_second_peak_A"] == 5.25
-    assert math.isnan(liquid.loc["ani-al (emt)", "teacher_liquid_first_peak_A"])
+    assert math.isnan(liquid.loc["ani-al", "teacher_liquid_first_peak_A"])
     row = paired[
         (paired.reference == "meam")
         & (paired.arch == "L1-W8-S4")
@@ -112,6 +114,17 @@ def test_study_tables_and_outputs(tmp_path):
     run_study(dirs, tmp_path / "out")
     assert (tmp_path / "out" / "study.png").stat().st_size > 10_000
     assert len(pd.read_csv(tmp_path / "out" / "criterion.csv")) == 2
+    # two runs of one source and subset are told apart by their directories; the subset
+    # comes from split.json
+    (tmp_path / "meam2").mkdir()
+    shutil.copytree(tmp_path / "meam", tmp_path / "meam2", dirs_exist_ok=True)
+    (tmp_path / "meam3" / "data").mkdir(parents=True)
+    shutil.copytree(tmp_path / "meam" / "tables", tmp_path / "meam3" / "tables")
+    (tmp_path / "meam3" / "data" / "summary.json").write_text('{"source": "meam"}')
+    (tmp_path / "meam3" / "data" / "split.json").write_text('{"train_subset": 0.5}')
+    crit = study_tables([tmp_path / d for d in ("meam", "meam2", "meam3")])["criterion"]
+    assert list(crit["reference"]) == ["meam", "meam (meam2)", "meam"]
+    assert list(crit["train_subset"]) == [1, 1, 0.5]
     verdict = pd.read_csv(tmp_path / "out" / "verdict.csv")
     assert set(verdict["role"]) == {"student", "control"} and set(verdict["train_subset"]) == {1}
     assert (tmp_path / "out" / "data_size.png").stat().st_size > 10_000

@@ -12,7 +12,13 @@ import yaml
 
 from aedistill.errors import UserInputError
 from aedistill.paths import study_run_name
-from aedistill.studyplan import deep_merge, plan_study, write_run_config
+from aedistill.studyplan import (
+    deep_merge,
+    nested_snakemake_args,
+    plan_study,
+    run_tables,
+    write_run_config,
+)
 
 
 def test_deep_merge_merges_mappings_and_replaces_everything_else():
@@ -157,3 +163,19 @@ def test_the_study_config_plans_nine_runs(in_repo):
         assert run.config["grid"]["roles"] == ["student", "control", "matched_control", "oracle"]
         assert run.config["grid"]["w_A_sweep"] == [1, 10]
         assert run.config["loss"]["student"]["w_A"] == 100  # with the sweep: 1, 10, 100
+
+
+def test_nested_runs_get_the_callers_conda_and_keep_going(in_repo):
+    assert nested_snakemake_args() == ""
+    assert nested_snakemake_args("--profile profiles/slurm") == "--profile profiles/slurm"
+    assert (
+        nested_snakemake_args("--profile p", use_conda=True, conda_prefix="/envs", keep_going=True)
+        == "--profile p --sdm conda --conda-prefix /envs --keep-going"
+    )
+    # the nested Snakemake builds the RDF table only where the run's LAMMPS stage runs
+    study = plan_study(_study(overrides={"lammps": {"enabled": False}}))
+    assert run_tables(study.runs[0]) == {
+        "models": "results/v-emt-f100/tables/models.csv",
+        "histories": "results/v-emt-f100/tables/histories.csv",
+    }
+    assert "rdf_errors" in run_tables(plan_study(_study()).runs[0])

@@ -15,13 +15,24 @@ from snakemake.settings.types import DeploymentMethod
 
 from aedistill import paths
 from aedistill.study import FIGURES, TABLES
+from aedistill.studyplan import nested_snakemake_args, run_tables
 
 STUDY_NAME = STUDY.name
 RUNS = {r.name: r for r in STUDY.runs}
-# the runs whose LAMMPS stage is enabled also build tables/rdf_errors.csv
-RDF_RUNS = [name for name, r in RUNS.items() if r.config["lammps"]["enabled"]]
+RUN_PATTERN = "|".join(re.escape(name) for name in RUNS)
 # each run's flag: its nested Snakemake has built the run's tables (the study reads them)
 RUNS_DONE = [str(paths.study_run_done(STUDY_NAME, r)) for r in RUNS]
+# what the calling Snakemake was told about conda and --keep-going goes to the runs too
+DEPLOYMENT, EXECUTION = workflow.deployment_settings, workflow.execution_settings
+USE_CONDA = (
+    DEPLOYMENT is not None and DeploymentMethod.CONDA in DEPLOYMENT.deployment_method
+)
+NESTED_ARGS = nested_snakemake_args(
+    STUDY.snakemake_args,
+    use_conda=USE_CONDA,
+    conda_prefix=DEPLOYMENT.conda_prefix if USE_CONDA else None,
+    keep_going=EXECUTION is not None and EXECUTION.keep_going,
+)
 # what the study tables and figures know of each run
 RUN_INFO = [
     {
@@ -31,37 +42,6 @@ RUN_INFO = [
     }
     for r in STUDY.runs
 ]
-
-
-def one_of(names):
-    """Wildcard constraint matching exactly ``names``."""
-    return "|".join(re.escape(n) for n in names)
-
-
-def nested_args():
-    """Arguments of each run's nested Snakemake beyond targets, config and cores: the
-    study's snakemake_args, and what the calling Snakemake was told about conda and
-    --keep-going."""
-    args = [STUDY.snakemake_args] if STUDY.snakemake_args else []
-    deployment = workflow.deployment_settings
-    if (
-        deployment is not None
-        and DeploymentMethod.CONDA in deployment.deployment_method
-    ):
-        args.append("--sdm conda")
-        if deployment.conda_prefix:
-            args.append(f"--conda-prefix {deployment.conda_prefix}")
-    execution = workflow.execution_settings
-    if execution is not None and execution.keep_going:
-        args.append("--keep-going")
-    return " ".join(args)
-
-
-def run_tables(run):
-    """{name: path} of the tables a run's nested Snakemake builds for the study (the RDF
-    table where the run's LAMMPS stage is enabled)."""
-    names = ["models", "histories"] + (["rdf_errors"] if run in RDF_RUNS else [])
-    return {name: str(paths.table(run, name)) for name in names}
 
 
 localrules:
@@ -74,7 +54,7 @@ rule study_config:
     log:
         str(paths.log(paths.study_run_config(STUDY_NAME, "{run}"))),
     wildcard_constraints:
-        run=one_of(RUNS),
+        run=RUN_PATTERN,
     conda:
         "../../envs/plots.yaml"
     threads: 1
@@ -101,14 +81,14 @@ rule study_run:
     benchmark:
         str(paths.benchmark(paths.run_dir("{run}")))
     wildcard_constraints:
-        run=one_of(RUNS),
+        run=RUN_PATTERN,
     handover: True
     params:
         config=lambda wildcards: RUNS[wildcards.run].config,
-        targets=lambda wildcards: " ".join(run_tables(wildcards.run).values()),
+        targets=lambda wildcards: " ".join(run_tables(RUNS[wildcards.run]).values()),
         python=sys.executable,
         snakefile=workflow.main_snakefile,
-        args=nested_args(),
+        args=NESTED_ARGS,
     message:
         "Run {wildcards.run} of study {STUDY_NAME} (nested Snakemake, log: {log})"
     shell:
@@ -151,18 +131,17 @@ rule study_tables:
         "../scripts/study_tables.py"
 
 
-def figure_input(wildcards):
-    """A study figure reads one study table, or (learning curves) the runs' histories."""
-    read = FIGURES[wildcards.figure]
-    if read == "histories":
-        return {"runs": RUNS_DONE}
-    return {"table": STUDY_TABLES[read]}
-
-
 rule study_figure:
     """One rule for every study figure kind (aedistill.study.FIGURES)."""
     input:
-        unpack(figure_input),
+        # one study table, or (learning curves) the runs themselves
+        unpack(
+            lambda w: (
+                {"runs": RUNS_DONE}
+                if FIGURES[w.figure] == "histories"
+                else {"table": STUDY_TABLES[FIGURES[w.figure]]}
+            )
+        ),
     output:
         png=report(
             str(paths.figure(STUDY_NAME, "{figure}", "png")),
@@ -176,7 +155,7 @@ rule study_figure:
     benchmark:
         str(paths.benchmark(paths.figure(STUDY_NAME, "{figure}")))
     wildcard_constraints:
-        figure=one_of(FIGURES),
+        figure="|".join(FIGURES),
     conda:
         "../../envs/plots.yaml"
     threads: 1

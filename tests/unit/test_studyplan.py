@@ -179,3 +179,12 @@ def test_nested_runs_get_the_callers_conda_and_keep_going(in_repo):
         "histories": "results/v-emt-f100/tables/histories.csv",
     }
     assert "rdf_errors" in run_tables(plan_study(_study()).runs[0])
+
+
+def test_check_config_of_a_study_lists_its_runs(in_repo, capsys):
+    from aedistill.cli import main
+
+    assert main(["check-config", "config/study.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert yaml.safe_load(out)["study"]["snakemake_args"] == ""
+    assert "# run verdict-meam-f25: reference meam, train_subset 0.25" in out.splitlines()

@@ -68,9 +68,10 @@ rule study_config:
 
 # A nested Snakemake per run, handed all local cores (handover) and run by the calling
 # Snakemake's interpreter (no conda env: its jobs get theirs with --sdm conda). Its params
-# hold the run's complete config, so that editing the study reruns it. Its output is a flag,
-# not the run's tables: those stay the nested Snakemake's (its records stay valid and it
-# remakes only what changed).
+# hold the run's complete config, so that editing the study reruns it (a changed interpreter,
+# Snakefile path or NESTED_ARGS reruns it too: the nested Snakemake then finds its models up
+# to date). Its output is a flag, not the run's tables: those stay the nested Snakemake's
+# (its records stay valid and it remakes only what changed).
 rule study_run:
     input:
         config=str(paths.study_run_config(STUDY_NAME, "{run}")),

@@ -340,7 +340,9 @@ def paired_stats(diff: Sequence[float]) -> dict[str, float]:
 
 
 def paired_table(
-    models: pd.DataFrame, metrics: Sequence[str] = ("test_f_rmse", "test_e_rmse")
+    models: pd.DataFrame,
+    metrics: Sequence[str] = ("test_f_rmse", "test_e_rmse"),
+    pairs: Sequence[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """Paired role − baseline differences per architecture (pairs share arch and seed).
 
@@ -348,10 +350,13 @@ def paired_table(
     (every pair of every architecture; seeds of different architectures are treated as
     independent pairs). Columns: role, baseline, arch, metric, n, mean_role, mean_baseline,
     mean_diff, std_diff, sem_diff, rel_diff (mean_diff / mean_baseline), t_stat, p_ttest,
-    wilcoxon_stat, p_wilcoxon, role_wins (mean_diff < 0).
+    wilcoxon_stat, p_wilcoxon, role_wins (mean_diff < 0). ``pairs``: the (role, baseline)
+    comparisons, default :func:`comparisons` of the roles present.
     """
     rows = []
-    for role, base in comparisons(models["role"].unique()):
+    if pairs is None:
+        pairs = comparisons(models["role"].unique())
+    for role, base in pairs:
         a = models[models["role"] == role]
         b = models[models["role"] == base]
         pairs = a.merge(b, on=["arch", "seed"], suffixes=("_r", "_b"))
@@ -396,6 +401,24 @@ def paired_table(
         "role_wins",
     ]
     return pd.DataFrame(rows, columns=cols)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of the p-values of one family of tests (family-wise error
+    rate): the i-th smallest of m becomes ``max_{j ≤ i} min(1, (m − j + 1) p_(j))``.
+
+    NaN p-values (undefined tests) stay NaN and are not counted in the family size m.
+    Returned in the order of ``p_values``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, math.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    running = 0.0
+    for i, k in enumerate(ok[np.argsort(p[ok], kind="stable")]):
+        running = max(running, min(1.0, (m - i) * p[k]))
+        out[k] = running
+    return out
 
 
 def win_summary(paired: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:

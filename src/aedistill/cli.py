@@ -1,9 +1,11 @@
 """``aedistill`` command line: small entry points that do not need Snakemake.
 
-``aedistill check-config FILE``   validate a config (defaults filled) and print it
+``aedistill check-config FILE``   validate a config (defaults filled) and print it; for a
+study config, the study and its runs
 ``aedistill dataset CONFIG OUTDIR``  build the canonical dataset and split without Snakemake
-``aedistill study RUN_DIR... --out DIR``  compare runs on different references (criterion,
-paired student − control table, figure)
+``aedistill study RUN_DIR... --out DIR``  compare finished runs on different references or
+training subsets (criterion, paired and verdict tables, figures; the Snakemake target `study`
+builds the runs too)
 """
 
 from __future__ import annotations
@@ -47,10 +49,23 @@ def run(args: argparse.Namespace) -> int:
         run_study(args.runs, args.out)
         return 0
 
-    config = load_config(args.config)
     if args.cmd == "check-config":
-        print(yaml.safe_dump(config, sort_keys=False))
+        from aedistill.config import read_config_file
+
+        raw = read_config_file(args.config)
+        if "study" in raw:  # a study: its keys with defaults, then its runs
+            from aedistill.studyplan import plan_study
+
+            study = plan_study(raw, where=str(args.config))
+            print(yaml.safe_dump(raw, sort_keys=False))
+            for run in study.runs:
+                print(
+                    f"# run {run.name}: reference {run.reference}, train_subset {run.train_subset:g}"
+                )
+            return 0
+        print(yaml.safe_dump(load_config(args.config), sort_keys=False))
         return 0
+    config = load_config(args.config)
     from aedistill.data.build import run as build
 
     out = Path(args.outdir)

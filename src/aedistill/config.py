@@ -47,16 +47,25 @@ def _extend_with_default(validator_class):
 _Validator = _extend_with_default(jsonschema.Draft202012Validator)
 
 
-def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
-    """Fill defaults in place and check ``config``; raise :class:`UserInputError` naming the key."""
-    validator = _Validator(load_schema())
+def validate_with_schema(
+    instance: dict[str, Any], schema: Mapping[str, Any], where: str = "config"
+) -> dict[str, Any]:
+    """Fill ``schema``'s defaults into ``instance`` in place and check it against ``schema``;
+    raise :class:`UserInputError` naming the first offending key."""
+    validator = _Validator(schema)
     # two passes: the first fills defaults of nested objects created as defaults themselves
     for _ in range(2):
-        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
         if errors:
             err = errors[0]
             key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
             raise UserInputError(f"{where}: key '{key}': {err.message}")
+    return instance
+
+
+def validate_config(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
+    """Fill defaults in place and check ``config``; raise :class:`UserInputError` naming the key."""
+    validate_with_schema(config, load_schema(), where)
     check_semantics(config, where)
     return config
 
@@ -104,8 +113,8 @@ def exit_on_bad_config(
         sys.exit(1)
 
 
-def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML config file, fill defaults and validate it."""
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The YAML mapping of a config file as written (no defaults filled, not validated)."""
     p = Path(path)
     if not p.exists():
         raise UserInputError(f"{p}: config file not found")
@@ -113,7 +122,14 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         config = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise UserInputError(f"{p}: not valid YAML ({exc})") from exc
-    return validate_config(config, where=str(p))
+    if not isinstance(config, dict):
+        raise UserInputError(f"{p}: expected a mapping of config keys, got {type(config).__name__}")
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML config file, fill defaults and validate it."""
+    return validate_config(read_config_file(path), where=str(path))
 
 
 def teacher_arch(config: Mapping[str, Any]) -> Arch:

@@ -11,6 +11,13 @@ Layout (``R = results/<run_name>``)::
     R/tables/*.csv
     R/figures/*.png, *.pdf
 
+A study (``S = results/<study name>``) runs every reference × training subset as a run of its
+own, ``results/<study name>-<reference>-f<percent>`` (:func:`study_run_name`), and keeps::
+
+    S/configs/<run_name>.yaml     the complete config of each of its runs
+    S/runs/<run_name>.done        written when a run's nested Snakemake has built its tables
+    S/tables/*.csv, S/figures/*   the tables and figures across its runs
+
 Roles and their name pattern: :mod:`aedistill.roles`.
 """
 
@@ -123,6 +130,25 @@ def rdf(run: str, role: str, arch: str, seed: int | str) -> Path:
 
 def lammps_timing(run: str, role: str, arch: str, seed: int | str) -> Path:
     return run_dir(run) / "lammps" / role / arch / f"seed{seed}" / "timing.json"
+
+
+def study_run_name(study: str, reference: str, train_subset: float) -> str:
+    """Run name of one reference × training subset of a study: ``<study>-<reference>-f<%>``
+    with the percentage as ``f"{100 * train_subset:g}"`` writes it (0.25 → f25, 1 → f100)."""
+    return f"{study}-{reference}-f{100 * train_subset:g}"
+
+
+def study_run_config(study: str, run: str) -> Path:
+    """The complete config of study run ``run`` (its reference's config + the study's
+    overrides, defaults filled): ``snakemake --configfile`` it to build that run alone."""
+    return run_dir(study) / "configs" / f"{run}.yaml"
+
+
+def study_run_done(study: str, run: str) -> Path:
+    """Written when study run ``run``'s nested Snakemake has built the run's tables (the run's
+    own files keep the run's own Snakemake records: a later ``snakemake --configfile`` of
+    the run finds them up to date)."""
+    return run_dir(study) / "runs" / f"{run}.done"
 
 
 def model_key(path: Path | str) -> tuple[str, str, int]:

@@ -96,3 +96,37 @@ def test_snakemake_prints_the_check_config_line(case, repo, workdir, tmp_path):
         r.stdout + r.stderr
     )
     assert "Traceback" not in r.stderr and "jsonschema" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("study", "expected"),
+    [
+        (
+            {"train_subsets": [0.5, 2]},
+            "key 'study.train_subsets.1': 2 is greater than the maximum of 1",
+        ),
+        (
+            {"overrides": {"grid": {"seeds": []}}},
+            "run s-test-f100 (config/test.yaml + study.overrides): key 'grid.seeds': [] should be non-empty",
+        ),
+    ],
+)
+def test_snakemake_prints_one_line_for_a_bad_study(study, expected, workdir, tmp_path):
+    """A study config (top-level `study`) is checked the same way, its runs' merged configs
+    included: one line naming the study file, the run and the key."""
+    bad = tmp_path / "bad-study.yaml"
+    references = [{"name": "test", "config": "config/test.yaml"}]
+    bad.write_text(yaml.safe_dump({"study": {"name": "s", "references": references, **study}}))
+    env = os.environ | {"HIPPYNN_USE_CUSTOM_KERNELS": "_pytorch_raw"}
+    r = subprocess.run(
+        ["timeout", "-k", "5", "300", str(BIN / "snakemake"), "-n", "--configfile", str(bad)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 1
+    out = _error_lines(r.stdout + r.stderr)
+    assert [x for x in out if not x.startswith("Using workflow specific profile")] == [
+        f"error: {bad}: {expected}"
+    ], r.stdout + r.stderr

@@ -52,6 +52,7 @@ def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Compl
         "study/emt.yaml",
         "study/meam.yaml",
         "study/ani-al-model.yaml",
+        "study.yaml",
     ],
 )
 def test_dry_run_each_config(workdir, config):

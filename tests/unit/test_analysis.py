@@ -183,6 +183,36 @@ def test_comparisons_cover_all_roles_present():
     ]
 
 
+def test_holm_against_a_hand_computed_example():
+    # p = 0.01, 0.04, 0.03, 0.005 (m = 4). Sorted: 0.005 × 4 = 0.02; 0.01 × 3 = 0.03;
+    # 0.03 × 2 = 0.06; 0.04 × 1 = 0.04, raised to the running maximum 0.06 (step-down)
+    adjusted = analysis.holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    # an undefined test (NaN) stays NaN and does not count: m = 2, 0.02 × 2 = 0.04, 0.04 × 1
+    adjusted = analysis.holm([0.02, math.nan, 0.04])
+    assert adjusted[0] == pytest.approx(0.04) and adjusted[2] == pytest.approx(0.04)
+    assert math.isnan(adjusted[1])
+    # capped at 1; one test is its own adjustment; ties keep their order
+    np.testing.assert_allclose(analysis.holm([0.6, 0.7]), [1.0, 1.0])
+    np.testing.assert_allclose(analysis.holm([0.2]), [0.2])
+    np.testing.assert_allclose(analysis.holm([0.01, 0.01, 0.5]), [0.03, 0.03, 0.5])
+    assert analysis.holm([]).shape == (0,)
+
+
+def test_paired_table_with_given_pairs():
+    rows = [
+        ("control", "A", 0, 0.030), ("control", "A", 1, 0.032),
+        ("oracle", "A", 0, 0.020), ("oracle", "A", 1, 0.024),
+        ("matched_control", "A", 0, 0.025), ("matched_control", "A", 1, 0.025),
+    ]  # fmt: skip
+    models = pd.DataFrame(rows, columns=["role", "arch", "seed", "test_f_rmse"])
+    models["n_weights"], models["test_e_rmse"] = 100, 0.01
+    p = analysis.paired_table(models, ["test_f_rmse"], pairs=[("oracle", "matched_control")])
+    assert set(zip(p["role"], p["baseline"], strict=True)) == {("oracle", "matched_control")}
+    row = p[p["arch"] == "A"].iloc[0]
+    assert row["mean_diff"] == pytest.approx(((0.020 - 0.025) + (0.024 - 0.025)) / 2)
+
+
 # --------------------------------------------------------------------------- Born-Again
 def test_born_again_table_mean_std():
     rows = [("teacher", "T", s, 99, e, f) for s, e, f in ((0, 0.38, 0.092), (1, 0.40, 0.094))]

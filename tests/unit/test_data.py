@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import math
 import tarfile
 
 import h5py
@@ -143,6 +145,50 @@ def test_split_disjoint_complete_stable(tmp_path):
     np.testing.assert_array_equal(load_split(tmp_path / "s.json", 103).train, s.train)
     with pytest.raises(UserInputError, match="split made for 103"):
         load_split(tmp_path / "s.json", 50)
+
+
+def test_train_subsets_are_nested_with_unchanged_valid_and_test(tmp_path):
+    """The training-set-size sweep: for one seed the 25 % set ⊂ the 50 % set ⊂ the full set,
+    ceil(f × n_train) configurations each; valid and test are those of the full split."""
+    full = make_split(103, 0.8, 0.1, 0.1, seed=3)
+    n_train = len(full.train)  # 103 - 10 - 10 = 83
+    assert n_train == 83 and full.train_subset == 1.0 and full.n_train_full == 83
+    previous = set()
+    for f, size in ((0.1, 9), (0.25, 21), (0.5, 42), (0.9, 75), (1.0, 83)):
+        s = make_split(103, 0.8, 0.1, 0.1, seed=3, train_subset=f)
+        assert len(s.train) == size == math.ceil(f * n_train), f
+        assert previous <= set(s.train.tolist()) <= set(full.train.tolist()), f
+        np.testing.assert_array_equal(s.valid, full.valid)
+        np.testing.assert_array_equal(s.test, full.test)
+        assert (s.train_subset, s.n_train_full) == (f, n_train)
+        previous = set(s.train.tolist())
+    # deterministic; another seed draws another subset
+    half = make_split(103, 0.8, 0.1, 0.1, seed=3, train_subset=0.5)
+    again = make_split(103, 0.8, 0.1, 0.1, seed=3, train_subset=0.5)
+    np.testing.assert_array_equal(half.train, again.train)
+    other = make_split(103, 0.8, 0.1, 0.1, seed=4, train_subset=0.5)
+    assert not np.array_equal(other.train, half.train)
+    # 0.3 × 10 is 3.0000000000000004 in floating point: still 3 configurations
+    assert len(make_split(14, 0.72, 0.14, 0.14, seed=0, train_subset=0.3).train) == 3
+    # at least one configuration; split.json keeps the subset and records what it came from
+    assert len(make_split(103, 0.8, 0.1, 0.1, seed=3, train_subset=1e-6).train) == 1
+    save_split(tmp_path / "s.json", half, 103, 3)
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert (saved["train_subset"], saved["n_train_full"], len(saved["train"])) == (0.5, 83, 42)
+    back = load_split(tmp_path / "s.json", 103)
+    np.testing.assert_array_equal(back.train, half.train)
+    assert (back.train_subset, back.n_train_full) == (0.5, 83)
+    with pytest.raises(UserInputError, match="train_subset"):
+        make_split(103, 0.8, 0.1, 0.1, seed=3, train_subset=0)
+
+
+def test_split_json_without_train_subset_is_the_full_set(tmp_path):
+    """A split.json written before train_subset existed reads as the full training set."""
+    (tmp_path / "s.json").write_text(
+        json.dumps({"n_conf": 5, "seed": 0, "train": [0, 1, 2], "valid": [3], "test": [4]})
+    )
+    s = load_split(tmp_path / "s.json", 5)
+    assert (s.train_subset, s.n_train_full, s.train.tolist()) == (1.0, 3, [0, 1, 2])
 
 
 # --- ANI-Al on a synthetic archive with the real layout -----------------------------------

@@ -128,6 +128,8 @@ def test_model_envs_hold_every_runtime_dependency(name):
 CONFIGS = sorted((REPO / "config").glob("*.yaml")) + sorted(
     (REPO / "config" / "study").glob("*.yaml")
 )
+#: The configs of a run (the others are studies: a top-level `study` key, no model rules).
+RUN_CONFIGS = [c for c in CONFIGS if "study" not in yaml.safe_load(c.read_text())]
 # Each rule as Snakemake itself sees it for a config (an env may depend on the config, e.g.
 # the dataset rule's on dataset.source): loaded through Snakemake's API in one subprocess.
 PROBE = """
@@ -207,13 +209,23 @@ def test_rule_listing_sees_the_workflow():
 
 
 #: Rules handed over to the calling Snakemake's interpreter (sys.executable): no env.
-HOST_RULES = {"report"}
+#: ``report`` in a run's workflow, ``study_run`` (a nested Snakemake per run) in a study's.
+HOST_RULES = {"report", "study_run"}
+
+
+def test_a_study_config_sees_the_study_rules():
+    rules = _rules("config/study.yaml")
+    assert set(rules) == {"study_config", "study_run", "study_tables", "study_figure", "study"}
+    # the nested Snakemakes run on the submit host and start their own jobs
+    assert rules["study_run"]["local"] and rules["study_config"]["local"]
+    assert rules["study_tables"]["conda"] == REPO / "envs" / "plots.yaml"
 
 
 @pytest.mark.parametrize("configfile", [str(c.relative_to(REPO)) for c in CONFIGS])
 def test_every_rule_that_runs_code_has_an_existing_env(configfile):
     rules = _rules(configfile)
-    for rule in HOST_RULES:
+    assert HOST_RULES & set(rules), "no host rule: report (a run) or study_run (a study)"
+    for rule in HOST_RULES & set(rules):
         assert rules[rule]["runs"] == "shell" and rules[rule]["conda"] is None, rule
     for rule, info in rules.items():
         if info["runs"] is None or rule in HOST_RULES:
@@ -295,7 +307,8 @@ def _script_imports(script: Path) -> set[str]:
 def test_plots_env_rules_import_with_only_its_packages():
     """The plots env has no torch: its rules' modules must load without it (import time)."""
     env = REPO / "envs" / "plots.yaml"
-    scripts = {i["script"] for i in _rules().values() if i["conda"] == env and i["script"]}
+    rules = [*_rules().values(), *_rules("config/study.yaml").values()]  # a run's, a study's
+    scripts = {i["script"] for i in rules if i["conda"] == env and i["script"]}
     assert scripts, "no rule uses envs/plots.yaml"
     modules = sorted(set().union(*map(_script_imports, scripts)))
     allowed = _allowed_distributions(env)
@@ -420,7 +433,7 @@ def test_source_modules_are_the_ones_the_dataset_dispatch_imports():
     )
 
 
-@pytest.mark.parametrize("configfile", [str(c.relative_to(REPO)) for c in CONFIGS])
+@pytest.mark.parametrize("configfile", [str(c.relative_to(REPO)) for c in RUN_CONFIGS])
 def test_model_env_rules_declare_what_their_scripts_import(configfile):
     """For every rule in envs/train.yaml or envs/lammps.yaml, each third-party module its
     script can reach (lazy imports too; for the dataset rule only the configured source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -91,14 +92,16 @@ def test_study_tables_and_outputs(tmp_path):
         "control,L1-W8-S4,0,teacher/L4-W128-S40/seed0,0.2,0.5,2.8,3.9,5.3,True,2.2,False\n"
         "teacher,L4-W128-S40,0,teacher/L4-W128-S40/seed0,0.0,0.31,2.76,3.95,5.25,True,2.3,False\n"
     )
-    crit, paired = study_tables(dirs)
-    assert list(crit["reference"]) == ["ani-al (emt)", "meam"]  # the data source names it
+    tables = study_tables(dirs)
+    crit, paired = tables["criterion"], tables["paired"]
+    assert list(crit["reference"]) == ["ani-al", "meam"]  # the data source names it
+    assert list(crit["run"]) == ["emt", "meam"] and list(crit["train_subset"]) == [1, 1]
     assert list(crit["criterion_met"]) == [False, True]
     liquid = crit.set_index("reference")
     assert liquid.loc["meam", "teacher_liquid_first_peak_A"] == 2.76
     assert liquid.loc["meam", "teacher_liquid_rdf_error_vs_exp_A"] == 0.31
     assert liquid.loc["meam", "teacher_liquid_second_peak_A"] == 5.25
-    assert math.isnan(liquid.loc["ani-al (emt)", "teacher_liquid_first_peak_A"])
+    assert math.isnan(liquid.loc["ani-al", "teacher_liquid_first_peak_A"])
     row = paired[
         (paired.reference == "meam")
         & (paired.arch == "L1-W8-S4")
@@ -111,3 +114,138 @@ def test_study_tables_and_outputs(tmp_path):
     run_study(dirs, tmp_path / "out")
     assert (tmp_path / "out" / "study.png").stat().st_size > 10_000
     assert len(pd.read_csv(tmp_path / "out" / "criterion.csv")) == 2
+    # two runs of one source and subset are told apart by their directories; the subset
+    # comes from split.json
+    (tmp_path / "meam2").mkdir()
+    shutil.copytree(tmp_path / "meam", tmp_path / "meam2", dirs_exist_ok=True)
+    (tmp_path / "meam3" / "data").mkdir(parents=True)
+    shutil.copytree(tmp_path / "meam" / "tables", tmp_path / "meam3" / "tables")
+    (tmp_path / "meam3" / "data" / "summary.json").write_text('{"source": "meam"}')
+    (tmp_path / "meam3" / "data" / "split.json").write_text('{"train_subset": 0.5}')
+    crit = study_tables([tmp_path / d for d in ("meam", "meam2", "meam3")])["criterion"]
+    assert list(crit["reference"]) == ["meam", "meam (meam2)", "meam"]
+    assert list(crit["train_subset"]) == [1, 1, 0.5]
+    verdict = pd.read_csv(tmp_path / "out" / "verdict.csv")
+    assert set(verdict["role"]) == {"student", "control"} and set(verdict["train_subset"]) == {1}
+    assert (tmp_path / "out" / "data_size.png").stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- the verdict
+def _grid(ref_shift: float, n_seeds: int = 4) -> pd.DataFrame:
+    """control, matched_control and student on two architectures, and a teacher.
+
+    Paired Δ (student − control) per seed: +4, +5, +6, +5 meV/Å on the small architecture
+    (every seed worse: a clear t-test), ±1 on the large one; student − matched_control is
+    0 or +1 meV/Å (seeds alternate).
+    """
+    rows = [
+        dict(role="teacher", arch="L2-W64-S20", seed=s, n_weights=20000, test_f_rmse=0.010,
+             test_e_rmse=0.001, converged=True)
+        for s in range(2)
+    ]  # fmt: skip
+    small = [0.004, 0.005, 0.006, 0.005]
+    large = [0.001, -0.001, 0.001, -0.001]
+    for s in range(n_seeds):
+        for arch, nw, delta in (("L1-W8-S4", 300, small[s]), ("L2-W16-S8", 1600, large[s])):
+            base = 0.020 + ref_shift + 0.001 * s
+            for role, f, conv in (
+                ("control", base, True),
+                ("matched_control", base + delta - 0.001 * (s % 2), s != 0),
+                ("student", base + delta, False),
+            ):
+                rows.append(
+                    dict(role=role, arch=arch, seed=s, n_weights=nw, test_f_rmse=f,
+                         test_e_rmse=0.01, converged=conv)
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_verdict_paired_holm_and_converged_fraction(tmp_path):
+    from scipy import stats
+
+    from aedistill.analysis import holm
+    from aedistill.study import RunInfo
+
+    runs = []
+    for subset in (0.5, 1.0):
+        d = tmp_path / f"s-emt-f{100 * subset:g}"
+        (d / "tables").mkdir(parents=True)
+        _grid(0.01 * (1 - subset)).to_csv(d / "tables" / "models.csv", index=False)
+        runs.append(RunInfo(d, "emt", subset))
+    t = study_tables(runs)
+    assert list(t["criterion"]["train_subset"]) == [0.5, 1.0]
+    paired, verdict = t["paired"], t["verdict"]
+    # every grid role against both baselines (matched_control against control only)
+    comps = set(zip(paired["role"], paired["baseline"], strict=True))
+    assert comps == {
+        ("student", "control"),
+        ("matched_control", "control"),
+        ("student", "matched_control"),
+    }
+    # Holm within (reference, subset, role, baseline, metric): the two architectures
+    fam = paired[
+        (paired["train_subset"] == 1.0)
+        & (paired["role"] == "student")
+        & (paired["baseline"] == "control")
+        & (paired["metric"] == "test_f_rmse")
+    ].set_index("arch")
+    p_small = stats.ttest_1samp([0.004, 0.005, 0.006, 0.005], 0).pvalue
+    p_large = stats.ttest_1samp([0.001, -0.001, 0.001, -0.001], 0).pvalue
+    assert fam.loc["L1-W8-S4", "p_ttest"] == pytest.approx(p_small)
+    assert fam.loc["L1-W8-S4", "p_holm_ttest"] == pytest.approx(min(1, 2 * p_small))
+    assert fam.loc["L2-W16-S8", "p_holm_ttest"] == pytest.approx(max(min(1, 2 * p_small), p_large))
+    np.testing.assert_allclose(
+        fam.loc[["L1-W8-S4", "L2-W16-S8"], "p_holm_wilcoxon"],
+        holm(fam.loc[["L1-W8-S4", "L2-W16-S8"], "p_wilcoxon"]),
+    )
+    assert math.isnan(fam.loc["ALL", "p_holm_ttest"])  # the pooled row is not adjusted
+    # the verdict: one row per reference × subset × grid role × arch, no teacher
+    assert len(verdict) == 2 * 3 * 2 and "teacher" not in set(verdict["role"])
+    assert list(verdict["role"].drop_duplicates()) == ["control", "matched_control", "student"]
+    row = verdict[
+        (verdict["train_subset"] == 1.0)
+        & (verdict["role"] == "student")
+        & (verdict["arch"] == "L1-W8-S4")
+    ].iloc[0]
+    assert row["n_seeds"] == 4 and row["run"] == "s-emt-f100"
+    f = 0.020 + 0.001 * np.arange(4) + np.array([0.004, 0.005, 0.006, 0.005])
+    assert row["test_f_rmse_mean"] == pytest.approx(f.mean())
+    assert row["test_f_rmse_std"] == pytest.approx(f.std(ddof=1))
+    assert row["delta_vs_control"] == pytest.approx(0.005)
+    assert row["delta_vs_matched_control"] == pytest.approx(0.0005)
+    assert row["p_holm_ttest_vs_control"] == pytest.approx(min(1, 2 * p_small))
+    assert row["verdict_vs_control"] == "worse"
+    assert row["p_ttest_vs_matched_control"] == pytest.approx(
+        stats.ttest_1samp([0, 0.001, 0, 0.001], 0).pvalue
+    )
+    assert row["verdict_vs_matched_control"] == "no significant difference"
+    # converged: no student; involved = 4 students + 4 controls + 3 of 4 matched controls
+    assert row["converged_fraction"] == 0
+    assert row["converged_fraction_involved"] == pytest.approx(7 / 12)
+    control = verdict[(verdict["role"] == "control") & (verdict["arch"] == "L1-W8-S4")]
+    assert control["verdict_vs_control"].fillna("").eq("").all()
+    assert control["converged_fraction"].eq(1).all()  # compared with nothing: itself only
+    assert control["converged_fraction_involved"].eq(1).all()
+
+
+def test_study_figures(tmp_path):
+    from aedistill.study import RunInfo, draw_figure, write_tables
+
+    runs = []
+    for subset in (0.25, 1.0):
+        d = tmp_path / f"s-emt-f{100 * subset:g}"
+        (d / "tables").mkdir(parents=True)
+        models = _grid(0.0)
+        models.to_csv(d / "tables" / "models.csv", index=False)
+        hist = models[["role", "arch", "seed"]].merge(pd.DataFrame({"epoch": [1, 2, 3]}), "cross")
+        hist["valid_f_rmse"] = 0.05 / hist["epoch"]
+        hist.to_csv(d / "tables" / "histories.csv", index=False)
+        runs.append(RunInfo(d, "emt", subset))
+    out = {name: tmp_path / "study" / f"{name}.csv" for name in ("paired", "verdict")}
+    write_tables(runs, out)
+    for kind, table in (("paired_delta", "paired"), ("data_size", "verdict")):
+        draw_figure(kind, [tmp_path / f"{kind}.png", tmp_path / f"{kind}.pdf"], out[table])
+        assert (tmp_path / f"{kind}.png").stat().st_size > 10_000
+        assert (tmp_path / f"{kind}.pdf").read_bytes()[:4] == b"%PDF"
+    draw_figure("learning_curves", [tmp_path / "lc.png"], runs=runs)
+    assert (tmp_path / "lc.png").stat().st_size > 10_000

@@ -1,0 +1,13 @@
+"""Shim: one figure of a study (aedistill.study.draw_figure)."""
+
+from aedistill.workflow import script_logging
+
+with script_logging(snakemake):
+    from aedistill.study import RunInfo, draw_figure
+
+    draw_figure(
+        snakemake.wildcards.figure,
+        [snakemake.output.png, snakemake.output.pdf],
+        table=snakemake.input.get("table"),
+        runs=[RunInfo.from_mapping(r) for r in snakemake.params.runs],
+    )

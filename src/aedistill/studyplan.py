@@ -104,7 +104,8 @@ def plan_study(config: dict[str, Any], where: str = "config") -> Study:
             name = study_run_name(st["name"], ref["name"], f)
             merged = deep_merge(base, overrides)
             merged["run_name"] = name
-            merged = deep_merge(merged, {"dataset": {"split": {"train_subset": float(f)}}})
+            if f < 1:  # absent = 1: the full-data run's config is its reference's own
+                merged = deep_merge(merged, {"dataset": {"split": {"train_subset": float(f)}}})
             run_where = f"{where}: run {name} ({ref['config']} + study.overrides)"
             runs.append(StudyRun(name, ref["name"], float(f), validate_config(merged, run_where)))
     return Study(st["name"], tuple(runs), st["snakemake_args"])

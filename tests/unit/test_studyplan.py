@@ -98,6 +98,10 @@ def test_plan_runs_every_reference_and_subset(in_repo, tmp_path):
     # the reference's config, complete, with the study's run name, subset and overrides
     assert run.config["run_name"] == "v-meam-f25"
     assert run.config["dataset"]["split"]["train_subset"] == 0.25
+    # the full-data run leaves the key out (absent = 1): its dataset/training params are its
+    # reference config's own, so results made without a study stay up to date in one
+    assert "train_subset" not in study.run("v-meam-f100").config["dataset"]["split"]
+    assert study.run("v-meam-f100").config["dataset"] == reference["dataset"]
     assert run.config["grid"]["roles"] == ["student", "control", "oracle"]
     assert run.config["grid"]["w_A_sweep"] == [1, 10]
     for key in ("training", "teachers", "model", "loss", "lammps", "born_again"):

@@ -96,7 +96,9 @@ def run(
                 f"{sums[bad[0]]:.6f} eV, energy is {ds.energy[bad[0]]:.6f} eV"
             )
     s = config["dataset"]["split"]
-    split = make_split(ds.n_conf, s["train"], s["valid"], s["test"], s["seed"], s.get("train_subset", 1.0))
+    split = make_split(
+        ds.n_conf, s["train"], s["valid"], s["test"], s["seed"], s.get("train_subset", 1.0)
+    )
     summary = summarize(ds) | {k: len(v) for k, v in split.as_dict().items()}
     summary |= {"train_subset": split.train_subset, "n_train_full": split.n_train_full}
     log.info("dataset: %s", summary)

@@ -108,7 +108,8 @@ def test_study_builds_the_verdict_table(study):
     # a run's config is complete and builds that run alone: nothing left to do
     config = yaml.safe_load((res / "configs" / f"{RUNS[0.5]}.yaml").read_text())
     assert config["run_name"] == RUNS[0.5] and config["dataset"]["split"]["train_subset"] == 0.5
-    assert config["training"]["max_epochs"] == 2 and config["grid"]["seeds"] == [0, 1]
+    # epochs scaled to the same optimiser steps as the full run's 2 (study.scale_epochs_with_subset)
+    assert config["training"]["max_epochs"] == 4 and config["grid"]["seeds"] == [0, 1]
     r = snakemake(wd, f"results/{RUNS[0.5]}/tables/models.csv", "-n", "--configfile",
                   f"results/tiny/configs/{RUNS[0.5]}.yaml")  # fmt: skip
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, r.stdout[-3000:]

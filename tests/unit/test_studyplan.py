@@ -4,6 +4,7 @@ errors naming the key (the Snakefile's check of a study config)."""
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 
@@ -101,11 +102,16 @@ def test_plan_runs_every_reference_and_subset(in_repo, tmp_path):
     # the full-data run leaves the key out (absent = 1): its dataset/training params are its
     # reference config's own, so results made without a study stay up to date in one
     assert "train_subset" not in study.run("v-meam-f100").config["dataset"]["split"]
+    # the same patience and ceiling in optimiser steps: epochs × 1 / 0.25, rounded up
+    for key in ("max_epochs", "lr_patience", "termination_patience"):
+        full = study.run("v-meam-f100").config["training"][key]
+        assert run.config["training"][key] == math.ceil(full / 0.25), key
     assert study.run("v-meam-f100").config["dataset"] == reference["dataset"]
     assert run.config["grid"]["roles"] == ["student", "control", "oracle"]
     assert run.config["grid"]["w_A_sweep"] == [1, 10]
-    for key in ("training", "teachers", "model", "loss", "lammps", "born_again"):
+    for key in ("teachers", "model", "loss", "lammps", "born_again"):
         assert run.config[key] == reference[key], key
+    assert study.run("v-meam-f100").config["training"] == reference["training"]
     assert run.config["grid"]["seeds"] == reference["grid"]["seeds"]
     assert run.config["dataset"]["source"] == "meam"
     # written and read back, it is the same complete config (schema-valid as it is)

@@ -45,3 +45,25 @@ def tiny_dataset(tiny_config):
     from aedistill.data.emt import build_emt_dataset
 
     return build_emt_dataset(tiny_config)
+
+
+@pytest.fixture(scope="session")
+def members(tmp_path_factory):
+    """Model files of two different small 'teacher' members (L1-W6-S4, Al, perturbed random
+    weights): an ensemble for the label and augmentation tests."""
+    import torch
+
+    from aedistill.arch import Arch
+    from aedistill.models import ModelSpec, build_training_graph, save_model
+
+    d = tmp_path_factory.mktemp("teachers")
+    spec = ModelSpec(Arch(1, 6, 4), (13,), cutoff_soft_max=3.5, cutoff_hard_max=4.0)
+    paths = []
+    for seed in (0, 1):
+        g = build_training_graph(spec, seed)
+        with torch.no_grad():
+            for p in g.modules.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        save_model(d / f"m{seed}.pt", spec, g)
+        paths.append(d / f"m{seed}.pt")
+    return paths

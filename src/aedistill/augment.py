@@ -274,20 +274,14 @@ def label_snapshots(
 ) -> tuple[Dataset, dict[str, np.ndarray]]:
     """The snapshots as a canonical dataset with the ensemble-mean E and F, and the member
     predictions (:func:`predict_ensemble`) with the mean ε; Σε = E checked per member."""
-    from aedistill.labels import labels_check
+    from aedistill.labels import labels_check, raise_on_bad_sums
 
     frames = [s.atoms for s in snapshots]
     n = len(frames)
     unlabelled = from_atoms_list(frames, np.zeros(n), [np.zeros((len(a), 3)) for a in frames])
     pred = predict_ensemble(model_paths, unlabelled)
     check = labels_check(unlabelled, pred["atom_energies"], pred["energy"])
-    bad = check[check.abs_diff > check.tolerance]
-    if len(bad):
-        r = bad.iloc[0]
-        raise RuntimeError(
-            f"augmentation: Σε differs from E by {r.abs_diff:.3g} eV (> {r.tolerance:.3g}) "
-            f"for member {r.member}, configuration {r.config}"
-        )
+    raise_on_bad_sums(check, "augmentation")
     mask = unlabelled.species > 0
     mean_eps = pred["atom_energies"].mean(axis=0)
     mean_eps[~mask] = 0.0

@@ -96,6 +96,18 @@ def teacher_vs_true(dataset, mean: np.ndarray) -> dict:
     }
 
 
+def raise_on_bad_sums(check: pd.DataFrame, where: str) -> None:
+    """Stop (``RuntimeError`` naming ``where``, the member and the configuration) at the first
+    row of :func:`labels_check` whose |Σε − E_pred| exceeds its tolerance."""
+    bad = check[check.abs_diff > check.tolerance]
+    if len(bad):
+        r = bad.iloc[0]
+        raise RuntimeError(
+            f"{where}: Σε differs from E_pred by {r.abs_diff:.3g} eV (> {r.tolerance:.3g}) "
+            f"for member {r.member}, configuration {r.config}"
+        )
+
+
 def make_labels(
     model_paths: Sequence[str | os.PathLike[str]],
     dataset,
@@ -109,13 +121,7 @@ def make_labels(
     members, energy = pred["members"], pred["energy"]
     check = labels_check(dataset, members, energy)
     write_csv(check_path, check)
-    bad = check[check.abs_diff > check.tolerance]
-    if len(bad):
-        r = bad.iloc[0]
-        raise RuntimeError(
-            f"{check_path}: Σε differs from E_pred by {r.abs_diff:.3g} eV (> {r.tolerance:.3g}) "
-            f"for member {r.member}, configuration {r.config}"
-        )
+    raise_on_bad_sums(check, str(check_path))
     mean = members.mean(axis=0)
     std = members.std(axis=0)
     mask = dataset.species > 0

@@ -10,7 +10,6 @@ import pytest
 import torch
 from ase.calculators.emt import EMT
 
-from aedistill.arch import Arch
 from aedistill.augment import (
     AugmentSettings,
     EnsembleCalculator,
@@ -28,7 +27,6 @@ from aedistill.errors import UserInputError
 from aedistill.evaluation import evaluate_model
 from aedistill.fastcalc import fast_calculator
 from aedistill.fasttrain import initial_modules
-from aedistill.models import ModelSpec, build_training_graph, save_model
 from aedistill.roles import plan_role
 from aedistill.training import prepare_training, train_model
 
@@ -185,22 +183,6 @@ def test_teacher_md_that_fuses_atoms_stops_with_one_line(data, monkeypatch):
     monkeypatch.setattr(aedistill.rdf, "FUSED_PAIR_DISTANCE_A", 2.95)
     with pytest.raises(UserInputError, match="fused atoms in 4 trajectories"):
         teacher_md(ds, split.train, EMT(), md_settings())
-
-
-@pytest.fixture(scope="module")
-def members(tmp_path_factory):
-    """Two different small 'teacher' models (perturbed random weights)."""
-    d = tmp_path_factory.mktemp("teachers")
-    spec = ModelSpec(Arch(1, 6, 4), (13,), cutoff_soft_max=3.5, cutoff_hard_max=4.0)
-    paths = []
-    for seed in (0, 1):
-        g = build_training_graph(spec, seed)
-        with torch.no_grad():
-            for p in g.modules.parameters():
-                p.add_(0.1 * torch.randn_like(p))
-        save_model(d / f"m{seed}.pt", spec, g)
-        paths.append(d / f"m{seed}.pt")
-    return paths
 
 
 def test_labels_are_the_ensemble_mean_and_atomic_energies_sum_to_it(data, members):

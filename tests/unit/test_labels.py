@@ -6,29 +6,11 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from aedistill.arch import Arch
 from aedistill.data.emt import rattled_fcc_emt
 from aedistill.errors import UserInputError
 from aedistill.io import read_json
 from aedistill.labels import load_labels, make_labels
-from aedistill.models import ModelSpec, build_training_graph, save_model
-
-
-@pytest.fixture(scope="module")
-def members(tmp_path_factory):
-    d = tmp_path_factory.mktemp("teachers")
-    spec = ModelSpec(Arch(1, 6, 4), (13,), cutoff_soft_max=3.5, cutoff_hard_max=4.0)
-    paths = []
-    for seed in (0, 1):
-        g = build_training_graph(spec, seed)
-        with torch.no_grad():
-            for p in g.modules.parameters():
-                p.add_(0.1 * torch.randn_like(p))
-        save_model(d / f"m{seed}.pt", spec, g)
-        paths.append(d / f"m{seed}.pt")
-    return paths
 
 
 def test_labels_sum_to_energy_and_are_aligned(tmp_path, members):

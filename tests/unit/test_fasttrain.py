@@ -264,52 +264,14 @@ def test_export_round_trip_and_model_file(data, tmp_path):
     np.testing.assert_allclose(out.energy[0].numpy(), ref["energy"], rtol=1e-12)
 
 
-def test_controller_equals_hippynn_patience_controller():
+def _run_both_controllers(metrics, min_epochs: int = 0) -> list[float]:
+    """Push ``metrics`` (validation losses, one per epoch) through the fast engine's
+    controller and hippynn's (``training._controller_class``: lr patience 2, termination
+    patience 4, halving) in lockstep, asserting equal continue/stop decisions and learning
+    rates every epoch; returns the learning rate after each epoch run."""
     from aedistill.training import _controller_class
 
     settings = ft.StackSettings(1e-3, 0.5, 2, 4, 4, 0.0, 0.0, 1.0)
-    # by hand: best at epochs 0, 1, 5; LR halved after epochs 4 and 8 (3 > 2 bad epochs);
-    # stop after epoch 9 (last best 5 + patience 4 + 1 = 10 epochs)
-    metrics = [5, 4, 4.5, 4.2, 4.1, 3.9, 4, 4, 4, 4, 4, 4, 4, 4]
-    mine = ft._Control(1e-3, settings, max_epochs=30, min_epochs=0)
-    p = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.Adam([p], lr=1e-3)
-    sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=2)
-    ref = _controller_class()(
-        optimizer=opt,
-        scheduler=sch,
-        batch_size=4,
-        max_epochs=30,
-        termination_patience=4,
-        stopping_key="Lerr",
-        quiet=True,
-    )
-    best = float("inf")
-    n_run = 0
-    for epoch, m in enumerate(metrics):
-        better = m < best
-        best = min(best, m)
-        go_ref = ref.push_epoch(epoch, better, m)
-        go = mine.push_epoch(epoch, better, m)
-        n_run += 1
-        assert go == go_ref and mine.lr == opt.param_groups[0]["lr"], epoch
-        if not go:
-            break
-    assert n_run == 10 and mine.lr == pytest.approx(2.5e-4)
-
-
-@pytest.mark.parametrize(("min_epochs", "n_epochs", "lr"), [(0, 6, 5e-4), (4, 8, 5e-4)])
-def test_plateau_and_patience_start_at_min_epochs(min_epochs, n_epochs, lr):
-    """A Born-Again student (min_epochs = first epoch of its final weights): no learning-rate
-    step and no termination patience inside the loss schedule, in both engines' controllers."""
-    from aedistill.training import _controller_class
-
-    settings = ft.StackSettings(1e-3, 0.5, 2, 4, 4, 0.0, 0.0, 1.0)
-    # best at epoch index 1, then only worse. min_epochs 0: plateau from the start, halved
-    # after index 4 (3 bad epochs > patience 2), stop after 1 + 4 + 1 = 6 epochs.
-    # min_epochs 4: the plateau starts at index 3 (the 4th epoch, 4.6 its first best),
-    # halved after index 6; patience from index 3: stop after 3 + 4 + 1 = 8 epochs.
-    metrics = [5, 4, 4.5, 4.6, 4.7, 4.8, 4.9, 4.9, 4.9, 4.9, 4.9, 4.9, 4.9]
     mine = ft._Control(1e-3, settings, max_epochs=30, min_epochs=min_epochs)
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
     sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=2)
@@ -323,18 +285,37 @@ def test_plateau_and_patience_start_at_min_epochs(min_epochs, n_epochs, lr):
         quiet=True,
         min_epochs=min_epochs,
     )
-    best, n_run, lrs = float("inf"), 0, []
+    best, lrs = float("inf"), []
     for epoch, m in enumerate(metrics):
         better = m < best
         best = min(best, m)
         go_ref = ref.push_epoch(epoch, better, m)
         go = mine.push_epoch(epoch, better, m)
-        n_run += 1
         lrs.append(mine.lr)
         assert go == go_ref and mine.lr == opt.param_groups[0]["lr"], epoch
         if not go:
             break
-    assert n_run == n_epochs and mine.lr == pytest.approx(lr)
+    return lrs
+
+
+def test_controller_equals_hippynn_patience_controller():
+    # by hand: best at epochs 0, 1, 5; LR halved after epochs 4 and 8 (3 > 2 bad epochs);
+    # stop after epoch 9 (last best 5 + patience 4 + 1 = 10 epochs)
+    lrs = _run_both_controllers([5, 4, 4.5, 4.2, 4.1, 3.9, 4, 4, 4, 4, 4, 4, 4, 4])
+    assert len(lrs) == 10 and lrs[-1] == pytest.approx(2.5e-4)
+
+
+@pytest.mark.parametrize(("min_epochs", "n_epochs", "lr"), [(0, 6, 5e-4), (4, 8, 5e-4)])
+def test_plateau_and_patience_start_at_min_epochs(min_epochs, n_epochs, lr):
+    """A Born-Again student (min_epochs = first epoch of its final weights): no learning-rate
+    step and no termination patience inside the loss schedule, in both engines' controllers."""
+    # best at epoch index 1, then only worse. min_epochs 0: plateau from the start, halved
+    # after index 4 (3 bad epochs > patience 2), stop after 1 + 4 + 1 = 6 epochs.
+    # min_epochs 4: the plateau starts at index 3 (the 4th epoch, 4.6 its first best),
+    # halved after index 6; patience from index 3: stop after 3 + 4 + 1 = 8 epochs.
+    metrics = [5, 4, 4.5, 4.6, 4.7, 4.8, 4.9, 4.9, 4.9, 4.9, 4.9, 4.9, 4.9]
+    lrs = _run_both_controllers(metrics, min_epochs)
+    assert len(lrs) == n_epochs and lrs[-1] == pytest.approx(lr)
     # no step inside the schedule: the rate is unchanged for the first min_epochs + 2 epochs
     assert lrs[: min_epochs + 2] == [1e-3] * (min_epochs + 2)
 

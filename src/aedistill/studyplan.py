@@ -43,11 +43,13 @@ class StudyRun:
 @dataclass(frozen=True)
 class Study:
     """A validated study: its name, runs (references in config order, then subsets
-    ascending) and the extra arguments of each run's nested Snakemake."""
+    ascending), the extra arguments of each run's nested Snakemake and its cores (None:
+    all the calling Snakemake's, one run at a time)."""
 
     name: str
     runs: tuple[StudyRun, ...]
     snakemake_args: str
+    cores_per_run: int | None = None
 
     def run(self, name: str) -> StudyRun:
         return next(r for r in self.runs if r.name == name)
@@ -113,7 +115,7 @@ def plan_study(config: dict[str, Any], where: str = "config") -> Study:
             if f < 1 and st["scale_epochs_with_subset"]:
                 complete = scale_epochs(complete, f)
             runs.append(StudyRun(name, ref["name"], float(f), complete))
-    return Study(st["name"], tuple(runs), st["snakemake_args"])
+    return Study(st["name"], tuple(runs), st["snakemake_args"], st.get("cores_per_run"))
 
 
 def scale_epochs(config: Mapping[str, Any], train_subset: float) -> dict[str, Any]:

@@ -157,3 +157,21 @@ def _job_stats_of_log(text: str) -> dict[str, int]:
     """The job counts of a Snakemake log (its "Job stats" block), total included."""
     stats = _job_stats(subprocess.CompletedProcess([], 0, stdout=text, stderr=""))
     return stats | {"total": sum(stats.values())}
+
+
+@pytest.mark.parametrize("cores_per_run", [None, 1])
+def test_cores_per_run_reaches_the_nested_snakemakes(repo, tmp_path, cores_per_run):
+    """study.cores_per_run: every nested Snakemake gets that many cores (runs side by side);
+    absent, each is handed all the calling Snakemake's cores."""
+    wd = _copy_workflow(repo, tmp_path)
+    _write_study(wd, ["student", "control"])
+    if cores_per_run is not None:
+        path = wd / "config" / "tiny-study.yaml"
+        study = yaml.safe_load(path.read_text())
+        study["study"]["cores_per_run"] = cores_per_run
+        path.write_text(yaml.safe_dump(study, sort_keys=False))
+    r = _study(wd, "study", "-n", "-p", "--cores", "2")
+    nested = [ln for ln in (r.stdout + r.stderr).splitlines() if "-m snakemake" in ln]
+    assert len(nested) == len(RUNS), r.stdout[-3000:]
+    expected = f"--cores {cores_per_run or 2} "
+    assert all(expected in ln for ln in nested), nested

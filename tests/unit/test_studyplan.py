@@ -198,3 +198,10 @@ def test_check_config_of_a_study_lists_its_runs(in_repo, capsys):
     out = capsys.readouterr().out
     assert yaml.safe_load(out)["study"]["snakemake_args"] == ""
     assert "# run verdict-meam-f25: reference meam, train_subset 0.25" in out.splitlines()
+
+
+def test_cores_per_run_is_optional_and_checked(in_repo):
+    assert plan_study(_study()).cores_per_run is None  # absent: all cores, one run at a time
+    assert plan_study(_study(cores_per_run=1)).cores_per_run == 1
+    with pytest.raises(UserInputError, match=r"study\.cores_per_run"):
+        plan_study(_study(cores_per_run=0))

@@ -66,7 +66,8 @@ rule study_config:
         "../scripts/study_config.py"
 
 
-# A nested Snakemake per run, handed all local cores (handover) and run by the calling
+# A nested Snakemake per run, handed all local cores (handover; or study.cores_per_run of
+# them, so that runs go side by side) and run by the calling
 # Snakemake's interpreter (no conda env: its jobs get theirs with --sdm conda). Its params
 # hold the run's complete config, so that editing the study reruns it (a changed interpreter,
 # Snakefile path or NESTED_ARGS reruns it too: the nested Snakemake then finds its models up
@@ -83,7 +84,8 @@ rule study_run:
         str(paths.benchmark(paths.run_dir("{run}")))
     wildcard_constraints:
         run=RUN_PATTERN,
-    handover: True
+    handover: STUDY.cores_per_run is None
+    threads: STUDY.cores_per_run or workflow.cores
     params:
         config=lambda wildcards: RUNS[wildcards.run].config,
         targets=lambda wildcards: " ".join(run_tables(RUNS[wildcards.run]).values()),

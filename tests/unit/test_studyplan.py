@@ -164,11 +164,17 @@ def test_bad_references(in_repo, tmp_path):
         plan_study(config)
 
 
-def test_the_study_config_plans_nine_runs(in_repo):
+def test_the_study_config_plans_its_runs(in_repo):
     from aedistill.config import read_config_file
 
     study = plan_study(read_config_file("config/study.yaml"), "config/study.yaml")
-    assert len(study.runs) == 9 and study.name == "verdict"
+    assert study.name == "verdict" and study.cores_per_run == 1
+    assert [r.name for r in study.runs] == [
+        "verdict-emt-f25",
+        "verdict-emt-f100",
+        "verdict-ani-al-model-f25",
+        "verdict-ani-al-model-f100",
+    ]
     for run in study.runs:
         assert run.config["grid"]["roles"] == ["student", "control", "matched_control", "oracle"]
         assert run.config["grid"]["w_A_sweep"] == [1, 10]
@@ -197,7 +203,8 @@ def test_check_config_of_a_study_lists_its_runs(in_repo, capsys):
     assert main(["check-config", "config/study.yaml"]) == 0
     out = capsys.readouterr().out
     assert yaml.safe_load(out)["study"]["snakemake_args"] == ""
-    assert "# run verdict-meam-f25: reference meam, train_subset 0.25" in out.splitlines()
+    lines = out.splitlines()
+    assert "# run verdict-ani-al-model-f25: reference ani-al-model, train_subset 0.25" in lines
 
 
 def test_cores_per_run_is_optional_and_checked(in_repo):

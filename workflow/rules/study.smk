@@ -44,8 +44,11 @@ RUN_INFO = [
 ]
 
 
+# both on the submit host: a nested Snakemake submits its own jobs (with cores_per_run set,
+# study_run is no handover rule, which alone would keep it local)
 localrules:
     study_config,
+    study_run,
 
 
 rule study_config:

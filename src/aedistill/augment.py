@@ -243,17 +243,6 @@ def teacher_md(
 # --------------------------------------------------------------------------- labels, spread
 
 
-def predict_ensemble(
-    model_paths: Sequence[str | os.PathLike[str]], dataset: Dataset, batch_size: int = 16
-) -> dict[str, np.ndarray]:
-    """Every member's energy (n_members, n_conf) eV, forces (n_members, n_conf, n_max, 3)
-    eV/Å and ε (n_members, n_conf, n_max) eV; padding zero."""
-    from aedistill.models import load_model
-
-    pred = [load_model(p).predict(dataset, batch_size=batch_size) for p in model_paths]
-    return {k: np.stack([p[k] for p in pred]) for k in ("energy", "forces", "atom_energies")}
-
-
 def member_spread(dataset: Dataset, pred: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per configuration: std over members of E/N (eV/atom) and the RMS over the real atoms'
     force components of the members' std (eV/Å); ddof 0, as ``labels/atom_energies.h5``."""
@@ -273,13 +262,14 @@ def label_snapshots(
     snapshots: Sequence[Snapshot], model_paths: Sequence[str | os.PathLike[str]]
 ) -> tuple[Dataset, dict[str, np.ndarray]]:
     """The snapshots as a canonical dataset with the ensemble-mean E and F, and the member
-    predictions (:func:`predict_ensemble`) with the mean ε; Σε = E checked per member."""
-    from aedistill.labels import labels_check, raise_on_bad_sums
+    predictions (:func:`aedistill.labels.predict_members`) with the mean ε; Σε = E checked
+    per member."""
+    from aedistill.labels import labels_check, predict_members, raise_on_bad_sums
 
     frames = [s.atoms for s in snapshots]
     n = len(frames)
     unlabelled = from_atoms_list(frames, np.zeros(n), [np.zeros((len(a), 3)) for a in frames])
-    pred = predict_ensemble(model_paths, unlabelled)
+    pred = predict_members(model_paths, unlabelled)
     check = labels_check(unlabelled, pred["atom_energies"], pred["energy"])
     raise_on_bad_sums(check, "augmentation")
     mask = unlabelled.species > 0
@@ -321,7 +311,7 @@ def make_augmentation(
     the summary."""
     from aedistill.data.canonical import save_dataset
     from aedistill.io import write_json
-    from aedistill.labels import save_labels
+    from aedistill.labels import predict_members, save_labels
 
     settings = AugmentSettings.from_config(config)
     paths = [str(p) for p in model_paths]
@@ -343,7 +333,7 @@ def make_augmentation(
 
     train = dataset.subset(split.train)
     spread_aug = member_spread(ds, lab)
-    spread_train = member_spread(train, predict_ensemble(paths, train))
+    spread_train = member_spread(train, predict_members(paths, train))
     temps = np.array([s.temperature for s in snaps])
     per_t = []
     for t in settings.temperatures:

@@ -45,14 +45,14 @@ SUM_TOLERANCE_PER_ATOM = 1e-4  # eV
 def predict_members(
     model_paths: Sequence[str | os.PathLike[str]], dataset, batch_size: int = 16
 ) -> dict[str, np.ndarray]:
-    """ε (n_members, n_conf, n_max) and E (n_members, n_conf) of each teacher member."""
-    eps, energy = [], []
+    """Every teacher member's energy (n_members, n_conf) eV, forces (n_members, n_conf,
+    n_max, 3) eV/Å and ε ``atom_energies`` (n_members, n_conf, n_max) eV; padding zero.
+    The labels and the augmentation set (:mod:`aedistill.augment`) both come from here."""
+    pred = []
     for path in model_paths:
-        pred = load_model(path).predict(dataset, batch_size=batch_size)
-        eps.append(pred["atom_energies"])
-        energy.append(pred["energy"])
-        log.info("labels from %s: %d configurations", path, dataset.n_conf)
-    return {"members": np.stack(eps), "energy": np.stack(energy)}
+        pred.append(load_model(path).predict(dataset, batch_size=batch_size))
+        log.info("predictions of %s: %d configurations", path, dataset.n_conf)
+    return {k: np.stack([p[k] for p in pred]) for k in ("energy", "forces", "atom_energies")}
 
 
 def labels_check(dataset, members: np.ndarray, energy: np.ndarray) -> pd.DataFrame:
@@ -118,7 +118,7 @@ def make_labels(
 ) -> dict[str, np.ndarray]:
     """Predict, check Σε = E_pred, write the three label files. Returns the arrays."""
     pred = predict_members(model_paths, dataset, batch_size=batch_size)
-    members, energy = pred["members"], pred["energy"]
+    members, energy = pred["atom_energies"], pred["energy"]
     check = labels_check(dataset, members, energy)
     write_csv(check_path, check)
     raise_on_bad_sums(check, str(check_path))

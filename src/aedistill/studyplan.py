@@ -5,8 +5,9 @@ A run's config is its reference's config file, deep-merged with the study's ``ov
 (:func:`deep_merge`), with the study's run name (:func:`aedistill.paths.study_run_name`) and
 ``dataset.split.train_subset``, then validated and completed with the schema's defaults
 (:func:`aedistill.config.validate_config`); below the full set, its epoch counts are scaled
-to the same optimiser steps (:func:`scale_epochs`, ``study.scale_epochs_with_subset``). The Snakefile reads this module while it builds
-the DAG (``workflow/rules/study.smk``): no torch, no pandas.
+to the same optimiser steps (:func:`scale_epochs`, ``study.scale_epochs_with_subset``). The
+Snakefile reads this module while it builds the DAG (``workflow/rules/study.smk``): no
+torch, no pandas.
 """
 
 from __future__ import annotations
@@ -122,9 +123,8 @@ def scale_epochs(config: Mapping[str, Any], train_subset: float) -> dict[str, An
     """``config`` with its epoch counts (``training.max_epochs``, ``teacher_max_epochs``,
     ``lr_patience``, ``termination_patience``) divided by ``train_subset``, rounded up: an
     epoch on a fraction f of the training set has f times the optimiser steps, so the same
-    patience and ceiling in *steps* need 1/f times the epochs. (Measured without it, at
-    f = 0.25 on the ANI-Al reference: 8 steps per epoch, and one teacher stopped by a
-    15-epoch patience after 25 epochs at 122 meV/Å, docs/study.md.)"""
+    patience and ceiling in *steps* need 1/f times the epochs. (Without it, at f = 0.25 on
+    EMT, the students were undertrained: docs/study.md, parts 2 and 3.)"""
     out = copy.deepcopy(dict(config))
     tr = dict(out["training"])
     for key in ("max_epochs", "teacher_max_epochs", "lr_patience", "termination_patience"):

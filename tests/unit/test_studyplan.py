@@ -212,3 +212,47 @@ def test_cores_per_run_is_optional_and_checked(in_repo):
     assert plan_study(_study(cores_per_run=1)).cores_per_run == 1
     with pytest.raises(UserInputError, match=r"study\.cores_per_run"):
         plan_study(_study(cores_per_run=0))
+
+
+def test_the_paper_protocol_study_plans_its_variants(in_repo):
+    """config/study/paper-protocol.yaml (docs/study.md part 4): each reference's own
+    overrides, merged after the study's, give the protocol variants; nothing else differs."""
+    from aedistill.config import read_config_file
+
+    path = "config/study/paper-protocol.yaml"
+    study = plan_study(read_config_file(path), path)
+    runs = {r.reference: r.config for r in study.runs}
+    assert list(runs) == [
+        "emt", "emt-total", "emt-total-leaky", "ani-al-model-total", "ani-al-model",
+        "ani-al-model-total-leaky", "meam-total", "meam",
+    ]  # fmt: skip
+    for ref, config in runs.items():
+        base = ref.split("-total")[0]
+        assert config["loss"]["energy"] == ("total" if "-total" in ref else "per_atom"), ref
+        leaky = ref.endswith("-leaky")
+        assert config["labels"].get("teacher_split_seed") == (1 if leaky else None), ref
+        roles = ["control", "matched_control", "student"] + ([] if leaky else ["oracle"])
+        assert config["grid"]["roles"] == roles and config["grid"]["w_A_sweep"] == [1]
+        same = runs[base]
+        for key in ("dataset", "teachers", "training", "model"):
+            assert config[key] == same[key], (ref, key)
+        assert {k: v for k, v in config["loss"].items() if k != "energy"} == {
+            k: v for k, v in same["loss"].items() if k != "energy"
+        }
+
+
+def test_reference_overrides_may_not_set_what_the_study_sets(in_repo):
+    config = _study()
+    config["study"]["references"][1]["overrides"] = {"run_name": "x"}
+    with pytest.raises(
+        UserInputError, match=re.escape("key 'study.references.1.overrides.run_name': set by")
+    ):
+        plan_study(config)
+    config["study"]["references"][1]["overrides"] = {"loss": {"energy": "kinetic"}}
+    with pytest.raises(
+        UserInputError,
+        match=re.escape(
+            "(config/study/meam.yaml + study.overrides + study.references.1.overrides)"
+        ),
+    ):
+        plan_study(config)

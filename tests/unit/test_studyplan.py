@@ -256,3 +256,30 @@ def test_reference_overrides_may_not_set_what_the_study_sets(in_repo):
         ),
     ):
         plan_study(config)
+
+
+def test_the_8x_reference_differs_from_ani_al_model_only_in_its_data(in_repo):
+    """H10's reference (config/study/ani-al-model-8x.yaml): 8x every generated family, MD driven
+    by EMT; the pilot overlay keeps the study's run name and changes only the grid."""
+    from aedistill.config import load_config, read_config_file
+
+    base = load_config("config/study/ani-al-model.yaml")
+    big = load_config("config/study/ani-al-model-8x.yaml")
+    for family in ("n_bulk", "n_vacancy", "n_surface", "n_md"):
+        assert big["dataset"]["generate"][family] == 8 * base["dataset"]["generate"][family]
+    assert big["dataset"]["ani_al_model"]["md_driver"] == "emt"
+    for key in ("training", "teachers", "model", "loss", "labels", "lammps", "born_again"):
+        assert big[key] == base[key], key
+    pilot = read_config_file("config/study/pilot-8x.yaml")
+    assert set(pilot) == {"run_name", "grid"}
+    study = plan_study(
+        {
+            "study": {
+                "name": "paper-protocol",
+                "references": [
+                    {"name": "ani-al-model-8x", "config": "config/study/ani-al-model-8x.yaml"}
+                ],
+            }
+        }
+    )
+    assert pilot["run_name"] == study.runs[0].name

@@ -6,6 +6,8 @@ study config, the study and its runs
 ``aedistill study RUN_DIR... --out DIR``  compare finished runs on different references or
 training subsets (criterion, paired and verdict tables, figures; the Snakemake target `study`
 builds the runs too)
+``aedistill protocol STUDY_CONFIG``  the paper-protocol tables (energy share, leak contrast)
+of a study's finished runs, into results/<study>/tables/ (docs/study.md part 4)
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("study", help="compare finished runs that differ in the reference data")
     p.add_argument("runs", nargs="+", help="results/<run_name> directories")
     p.add_argument("--out", required=True, help="output directory")
+    p = sub.add_parser("protocol", help="energy share and leak contrast of a study's runs")
+    p.add_argument("config", help="the study config, e.g. config/study/paper-protocol.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -47,6 +51,19 @@ def run(args: argparse.Namespace) -> int:
         from aedistill.study import run_study
 
         run_study(args.runs, args.out)
+        return 0
+
+    if args.cmd == "protocol":
+        from aedistill.config import read_config_file
+        from aedistill.paths import run_dir
+        from aedistill.protocol import study_runs, write_protocol_tables
+        from aedistill.studyplan import plan_study
+
+        study = plan_study(read_config_file(args.config), where=str(args.config))
+        for name, path in write_protocol_tables(
+            study_runs(study.runs), run_dir(study.name) / "tables"
+        ).items():
+            print(f"{name}: {path}")
         return 0
 
     if args.cmd == "check-config":

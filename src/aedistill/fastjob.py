@@ -31,6 +31,7 @@ from aedistill.convergence import assess_convergence
 from aedistill.evaluation import model_metrics
 from aedistill.fasttrain import StackSettings, StackTrainer, member_for_role
 from aedistill.io import atomic_path, write_csv, write_json
+from aedistill.loss import ENERGY_UNIT_MEV
 from aedistill.models import save_model
 from aedistill.training import TrainResult
 
@@ -144,12 +145,13 @@ def train_stack_job(
             if len(res.history) and int(res.history["epoch"].iloc[-1]) == t.epoch:
                 row = res.history.iloc[-1]
                 log.info(
-                    "%s epoch %d: lr %.3g, valid F-RMSE %.4f eV/Å, E-RMSE %.2f meV/atom%s, %.1f s",
+                    "%s epoch %d: lr %.3g, valid F-RMSE %.4f eV/Å, E-RMSE %.2f %s%s, %.1f s",
                     res.name,
                     t.epoch,
                     row["lr"],
                     row["valid_f_rmse"],
                     1000 * row["valid_e_rmse"],
+                    ENERGY_UNIT_MEV[settings.energy],
                     " *" if int(res.best_epoch) == t.epoch else "",
                     row["wall_s"],
                 )

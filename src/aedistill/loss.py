@@ -24,6 +24,8 @@ from aedistill.errors import UserInputError
 from aedistill.models import DB_ATOM_ENERGIES, TrainingGraph
 from aedistill.roles import ENERGY_SCALES, LossWeights, RolePlan
 
+#: Unit of the energy errors of the validation metrics, in meV, by ``loss.energy``.
+ENERGY_UNIT_MEV = {"per_atom": "meV/atom", "total": "meV"}
 #: Validation metric of early stopping and of the best model (the role's stop weights).
 STOP_KEY = "Lerr"
 
@@ -101,6 +103,7 @@ class LossTerms:
     train: Any
     validation: dict[str, Any]
     weight_keys: tuple[str, ...]
+    energy: str = "per_atom"  # loss.energy: the unit of the E errors (eV/atom or eV)
 
 
 def build_loss(
@@ -142,7 +145,7 @@ def build_loss(
         keys = (*keys, "w_A")
     train = lerr + w_L2 * l2 + w_R * r
     validation.update({"L2": l2, "R": r, "Loss": train, STOP_KEY: stop_err})
-    return LossTerms(train, validation, keys)
+    return LossTerms(train, validation, keys, energy)
 
 
 def check_loss_weight(key: str, value: float, dtype: torch.dtype) -> float:

@@ -41,7 +41,14 @@ from aedistill.database import cache_pairs, make_database, role_labels
 from aedistill.errors import UserInputError
 from aedistill.evaluation import model_metrics
 from aedistill.io import write_csv, write_json
-from aedistill.loss import STOP_KEY, LossTerms, build_loss, get_loss_weights, set_loss_weights
+from aedistill.loss import (
+    ENERGY_UNIT_MEV,
+    STOP_KEY,
+    LossTerms,
+    build_loss,
+    get_loss_weights,
+    set_loss_weights,
+)
 from aedistill.models import (
     DB_ENERGY,
     DB_SPECIES,
@@ -597,11 +604,12 @@ class _TrainState:
             self.best_state = state_dict_of(self.setup.graph)
             self.best_epoch = epoch
         log.info(
-            "epoch %d: lr %.3g, valid F-RMSE %.4f eV/Å, E-RMSE %.2f meV/atom%s%s, %.1f s",
+            "epoch %d: lr %.3g, valid F-RMSE %.4f eV/Å, E-RMSE %.2f %s%s%s, %.1f s",
             epoch,
             self.lr,
             vm["F-RMSE"],
             1000 * vm["E-RMSE"],
+            ENERGY_UNIT_MEV[self.setup.loss.energy],
             f", eps-RMSE {1000 * vm['A-RMSE']:.2f} meV" if "A-RMSE" in vm else "",
             " *" if better else "",
             row["wall_s"],

@@ -270,7 +270,7 @@ def test_the_8x_reference_differs_from_ani_al_model_only_in_its_data(in_repo):
     assert big["dataset"]["ani_al_model"]["md_driver"] == "emt"
     for key in ("training", "teachers", "model", "loss", "labels", "lammps", "born_again"):
         assert big[key] == base[key], key
-    pilot = read_config_file("config/study/pilot-8x.yaml")
+    pilot = read_config_file("config/study/overlays/pilot-8x.yaml")
     assert set(pilot) == {"run_name", "grid"}
     study = plan_study(
         {

@@ -15,7 +15,6 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 CONFIG ?= config/config.yaml
 BIN := $(VENV)/bin
-export HIPPYNN_USE_CUSTOM_KERNELS ?= _pytorch_raw
 
 .PHONY: install run test lint unit integration clean-results FORCE
 

@@ -282,9 +282,10 @@ def probe_memory(
     model_path, config: dict[str, Any], role: str, arch: str, seed: int
 ) -> dict[str, Any]:
     """``memory.json`` record of one model (method chosen by ``efficiency.device``)."""
+    from aedistill.device import resolve_device
     from aedistill.md import machine_info
 
-    device = config["efficiency"]["device"]
+    device = resolve_device(config["efficiency"]["device"], key="efficiency.device")
     rec = cuda_memory(model_path, config) if device == "cuda" else cpu_memory(model_path, config)
     rec.update(
         {"role": role, "arch": arch, "seed": int(seed), "device": device, "model": str(model_path)}

@@ -6,6 +6,10 @@ study config, the study and its runs
 ``aedistill study RUN_DIR... --out DIR``  compare finished runs on different references or
 training subsets (criterion, paired and verdict tables, figures; the Snakemake target `study`
 builds the runs too)
+``aedistill gpu-check``  preflight of a GPU node: tiny training, MD timing and max-atoms
+search on CUDA (at most a few minutes); one line and exit 1 without a GPU
+``aedistill profile --partition P [--account A] ...``  a site SLURM profile from the shipped
+one, keeping its per-rule GPUs, wall times and memory
 """
 
 from __future__ import annotations
@@ -31,8 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("study", help="compare finished runs that differ in the reference data")
     p.add_argument("runs", nargs="+", help="results/<run_name> directories")
     p.add_argument("--out", required=True, help="output directory")
+    p = sub.add_parser("gpu-check", help="preflight of a GPU node (tiny train, MD, memory on CUDA)")
+    p.add_argument(
+        "--memory-gib",
+        type=float,
+        default=1.0,
+        help="GPU memory the max-atoms search may use (GiB; default 1)",
+    )
+    p.add_argument(
+        "--md-supercell",
+        type=int,
+        default=10,
+        help="MD cell: 4 n^3 fcc atoms (default 10: 4,000 atoms)",
+    )
+    p.add_argument("--workdir", help="keep the check's files here (default: a temporary dir)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.WARNING if args.cmd == "gpu-check" else logging.INFO  # gpu-check: its lines
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(args)
     except UserInputError as exc:
@@ -48,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
 
         run_study(args.runs, args.out)
         return 0
+
+    if args.cmd == "gpu-check":
+        from aedistill.gpucheck import report, run_checks
+
+        workdir = Path(args.workdir) if args.workdir else None
+        lines, status = report(run_checks(workdir, args.memory_gib, args.md_supercell))
+        print("\n".join(lines), flush=True)
+        return status
 
     if args.cmd == "check-config":
         from aedistill.config import read_config_file

@@ -1,0 +1,89 @@
+"""``aedistill gpu-check``: one line and exit 1 without a GPU; the report's lines and JSON;
+the train and MD checks run for real (on the CPU here, the same functions as on CUDA)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from aedistill import cli, gpucheck
+from aedistill.gpucheck import check_md, check_train, memory_fraction, report
+
+
+def test_without_a_gpu_one_line_and_exit_1(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    for var in ("SLURM_GPUS", "SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
+        monkeypatch.delenv(var, raising=False)
+    assert cli.main(["gpu-check"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1, out
+    assert out[0].startswith("gpu-check: FAIL: torch ") and "sees no CUDA device" in out[0]
+    assert "srun --gpus=1" in out[0]
+
+
+def test_without_a_gpu_names_the_gpu_the_job_was_given(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert cli.main(["gpu-check"]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "although CUDA_VISIBLE_DEVICES=0" in line
+
+
+def _fake(summary, **data):
+    return lambda *a, **k: (summary, data)
+
+
+def _boom(*a, **k):
+    raise RuntimeError("CUDA error: no kernel image is available")
+
+
+def test_a_failed_check_fails_the_run_and_skips_what_needs_it(monkeypatch, tmp_path):
+    """train fails -> md is not run (it needs the model), memory still runs; exit 1, and the
+    JSON line carries every check."""
+    monkeypatch.setattr(gpucheck, "check_cuda", _fake("H200", cuda_device="H200"))
+    monkeypatch.setattr(gpucheck, "check_train", _boom)
+    monkeypatch.setattr(gpucheck, "check_memory", _fake("fits", max_atoms_under_cap=123))
+    lines, status = report(gpucheck.run_checks(tmp_path))
+    assert status == 1 and len(lines) == 5
+    assert [line.split()[:2] for line in lines[:4]] == [
+        ["ok", "cuda"], ["FAIL", "train"], ["FAIL", "md"], ["ok", "memory"]
+    ]  # fmt: skip
+    assert "RuntimeError: CUDA error: no kernel image" in lines[1]
+    assert "not run: the train check failed" in lines[2]
+    rec = json.loads(lines[4])
+    assert rec["gpu_check"] == "FAIL"
+    assert rec["checks"]["memory"]["data"] == {"max_atoms_under_cap": 123}
+    assert rec["checks"]["train"]["ok"] is False
+
+
+def test_all_checks_ok_exit_0(monkeypatch, tmp_path):
+    monkeypatch.setattr(gpucheck, "check_cuda", _fake("H200"))
+    monkeypatch.setattr(gpucheck, "check_train", _fake("trained", model=str(tmp_path / "m.pt")))
+    seen = []
+    monkeypatch.setattr(gpucheck, "check_md", lambda m, d, s: seen.append((m, d, s)) or ("md", {}))
+    monkeypatch.setattr(gpucheck, "check_memory", _fake("fits"))
+    lines, status = report(gpucheck.run_checks(tmp_path, md_supercell=7))
+    assert status == 0 and json.loads(lines[-1])["gpu_check"] == "ok"
+    assert seen == [(tmp_path / "m.pt", "cuda", 7)]
+
+
+def test_memory_fraction():
+    assert memory_fraction(1.0, 140 * 2**30) == pytest.approx(1 / 140)
+    assert memory_fraction(200.0, 140 * 2**30) == 1.0
+    with pytest.raises(ValueError):
+        memory_fraction(0.0, 2**30)
+
+
+@pytest.mark.slow
+def test_train_and_md_checks_run_for_real_on_the_cpu(tmp_path):
+    """The same functions the GPU node runs, on the CPU: 3 epochs, then 20 NVE steps."""
+    summary, data = check_train(tmp_path, "cpu", epochs=3, n_conf=12)
+    assert data["epochs"] == 3 and data["s_per_epoch"] > 0
+    assert (tmp_path / "train" / "model.pt").exists() and data["model"].endswith("model.pt")
+    assert "3 epochs on cpu" in summary
+    summary, md = check_md(tmp_path / "train" / "model.pt", "cpu", supercell=2)
+    assert md["n_atoms"] == 32 and md["steps"] == 20 and len(md["block_times_s"]) == 2
+    assert md["us_per_atom_step"] > 0 and md["calculator"] == "hippynn"

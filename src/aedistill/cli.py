@@ -49,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
         help="MD cell: 4 n^3 fcc atoms (default 10: 4,000 atoms)",
     )
     p.add_argument("--workdir", help="keep the check's files here (default: a temporary dir)")
+    p = sub.add_parser(
+        "profile", help="write a site SLURM profile (partition, account, GPUs) from a shipped one"
+    )
+    p.add_argument("--out", default="profiles/site", help="profile directory to write")
+    p.add_argument("--from", dest="source", default="profiles/slurm-paper", help="shipped profile")
+    p.add_argument("--partition", help="SLURM partition of every job (sbatch -p)")
+    p.add_argument("--account", help="SLURM account of every job (sbatch -A)")
+    p.add_argument("--gpu-partition", help="partition of the GPU jobs (default: --partition)")
+    p.add_argument("--gpu-model", help='GPU model of the GPU jobs, e.g. "a100" (--gpus=a100:1)')
+    p.add_argument("--gpus", type=int, help="GPUs per training job (default: the profile's 1)")
+    p.add_argument("--force", action="store_true", help="replace an existing profile")
     args = parser.parse_args(argv)
     level = logging.WARNING if args.cmd == "gpu-check" else logging.INFO  # gpu-check: its lines
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -75,6 +86,22 @@ def run(args: argparse.Namespace) -> int:
         lines, status = report(run_checks(workdir, args.memory_gib, args.md_supercell))
         print("\n".join(lines), flush=True)
         return status
+
+    if args.cmd == "profile":
+        from aedistill.profile import write_site_profile
+
+        dest = write_site_profile(
+            args.source,
+            args.out,
+            force=args.force,
+            partition=args.partition,
+            account=args.account,
+            gpu_partition=args.gpu_partition,
+            gpu_model=args.gpu_model,
+            gpus=args.gpus,
+        )
+        print(f"wrote {dest}: snakemake --profile {dest.parent} --configfile config/paper.yaml")
+        return 0
 
     if args.cmd == "check-config":
         from aedistill.config import read_config_file

@@ -126,3 +126,15 @@ def test_a_jobs_kernels_follow_its_device(monkeypatch, tmp_path, config, cuda, k
         import os
 
         assert os.environ.get(KERNELS_VAR) == kernels
+
+
+def test_the_paper_config_asks_for_cuda_and_stops_in_one_line_without_it(repo):
+    from aedistill.config import load_config
+
+    cfg = load_config(repo / "config" / "paper.yaml")
+    assert cfg["training"]["device"] == cfg["efficiency"]["device"] == "cuda"
+    for key in ("training", "efficiency"):
+        with pytest.raises(UserInputError) as err:
+            resolve_device(cfg[key]["device"], cuda_available=False, key=f"{key}.device")
+        assert str(err.value).startswith(f"{key}.device is 'cuda' but torch sees no CUDA")
+        assert "\n" not in str(err.value)

@@ -81,7 +81,10 @@ def _option(args: list[str], *names: str) -> str | None:
     return None
 
 
-def test_site_profile_keeps_gpus_and_timing_jobs_run_in_parallel(repo, tmp_path):
+def _workflow(repo: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A copy of the workflow with a site profile (profiles/site: partitions cpu/gpu, account
+    proj1), a config whose training and timing run on CUDA, and placeholder inputs; returns
+    it and targets for one train_teacher, one train_model and two timing jobs."""
     wd = tmp_path / "wf"
     wd.mkdir()
     _copy_workflow(repo, wd)
@@ -104,27 +107,26 @@ def test_site_profile_keeps_gpus_and_timing_jobs_run_in_parallel(repo, tmp_path)
 
     # placeholders, oldest first: the data, then teachers 0 and 1 (teacher 2 is missing)
     now = time.time()
-    os.chdir(wd)
-    try:
-        for p in (paths.dataset("sb"), paths.split("sb"), paths.dataset_summary("sb")):
-            _placeholder(wd / p, now - 100)
-        for seed in (0, 1):
-            for p in (paths.model, paths.history, paths.metrics):
-                _placeholder(wd / p("sb", "teacher", teacher, seed), now - 50)
-        targets = [
-            str(paths.metrics("sb", "teacher", teacher, 2)),  # train_teacher
-            str(paths.metrics("sb", "control", grid, 0)),  # train_model
-            str(paths.timing("sb", "teacher", teacher, 0)),  # timing x 2
-            str(paths.timing("sb", "teacher", teacher, 1)),
-        ]
-    finally:
-        os.chdir(repo)
+    for p in (paths.dataset("sb"), paths.split("sb"), paths.dataset_summary("sb")):
+        _placeholder(wd / p, now - 100)
+    for seed in (0, 1):
+        for p in (paths.model, paths.history, paths.metrics):
+            _placeholder(wd / p("sb", "teacher", teacher, seed), now - 50)
+    targets = [
+        str(paths.metrics("sb", "teacher", teacher, 2)),  # train_teacher
+        str(paths.metrics("sb", "control", grid, 0)),  # train_model
+        str(paths.timing("sb", "teacher", teacher, 0)),  # timing x 2
+        str(paths.timing("sb", "teacher", teacher, 1)),
+    ]
+    return wd, targets
 
-    fake = tmp_path / "fake"
+
+def _record_submissions(wd: Path, fake: Path, *args: str, expect: int) -> dict:
+    """Run snakemake with ``args`` against the fake SLURM until ``expect`` jobs are submitted
+    (or 90 s pass), kill it, and return rule -> sbatch argument lists."""
     bindir = _fake_slurm(fake)
     env = os.environ | {"PATH": f"{bindir}:{os.environ['PATH']}", "FAKE_SLURM": str(fake)}
-    cmd = [str(BIN / "snakemake"), "--profile", "profiles/site", "--configfile", "sb.yaml",
-           "--slurm-init-seconds-before-status-checks", "1", *targets]  # fmt: skip
+    cmd = [str(BIN / "snakemake"), *args, "--slurm-init-seconds-before-status-checks", "1"]
     proc = subprocess.Popen(
         cmd, cwd=wd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
@@ -132,14 +134,25 @@ def test_site_profile_keeps_gpus_and_timing_jobs_run_in_parallel(repo, tmp_path)
     record = fake / "sbatch.calls"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
-        if record.exists() and len(record.read_text().splitlines()) >= 4:
-            time.sleep(3)  # a fifth submission would show here
+        if record.exists() and len(record.read_text().splitlines()) >= expect:
+            time.sleep(3)  # one more submission would show here
             break
         time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM waits for the (forever) running jobs
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM waits for the (forever) running jobs
     out = proc.communicate(timeout=60)[0]
-
     jobs = _submissions(record)
+    jobs["_output"] = out[-4000:]
+    return jobs
+
+
+def test_site_profile_keeps_gpus_and_timing_jobs_run_in_parallel(repo, tmp_path):
+    wd, targets = _workflow(repo, tmp_path)
+    jobs = _record_submissions(
+        wd, tmp_path / "fake", *targets, "--profile", "profiles/site", "--configfile", "sb.yaml",
+        expect=4,
+    )  # fmt: skip
+    out = jobs.pop("_output")
     assert {rule: len(calls) for rule, calls in jobs.items()} == {
         "train_teacher": 1,
         "train_model": 1,
@@ -159,3 +172,23 @@ def test_site_profile_keeps_gpus_and_timing_jobs_run_in_parallel(repo, tmp_path)
             assert got == gpu_runtime_mem, (rule, args)
             assert _option(args, "-p", "--partition") == "gpu", (rule, args)
             assert _option(args, "-A", "--account") == "proj1", (rule, args)
+
+
+def test_command_line_resources_replace_the_profiles_block(repo, tmp_path):
+    """Why `aedistill profile` exists: the partition given with --set-resources on the
+    command line replaces the paper profile's whole set-resources block (Snakemake 9.27):
+    train_teacher loses --gpus and its 24 h, timing its 4 h and 32 GB."""
+    wd, targets = _workflow(repo, tmp_path)
+    jobs = _record_submissions(
+        wd, tmp_path / "fake", *targets, "--profile", "profiles/slurm-paper",
+        "--set-resources", "train_teacher:slurm_partition=gpu", "--configfile", "sb.yaml",
+        expect=4,
+    )  # fmt: skip
+    out = jobs.pop("_output")
+    assert len(jobs.get("train_teacher", [])) == 1, out
+    (teacher,) = jobs["train_teacher"]
+    assert _option(teacher, "-p", "--partition") == "gpu"
+    assert _option(teacher, "--gpus", "--gres") is None  # the GPU is gone
+    assert _option(teacher, "-t", "--time") != "1440"
+    for args in jobs["timing"]:
+        assert _option(args, "-t", "--time") == "60" and _option(args, "--mem") == "4000"

@@ -24,7 +24,8 @@ import yaml
 from aedistill.errors import UserInputError
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aedistill`` argument parser (its subcommands and their options)."""
     parser = argparse.ArgumentParser(prog="aedistill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("check-config", help="validate a config file and print it with defaults")
@@ -60,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu-model", help='GPU model of the GPU jobs, e.g. "a100" (--gpus=a100:1)')
     p.add_argument("--gpus", type=int, help="GPUs per training job (default: the profile's 1)")
     p.add_argument("--force", action="store_true", help="replace an existing profile")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     level = logging.WARNING if args.cmd == "gpu-check" else logging.INFO  # gpu-check: its lines
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -8,14 +8,8 @@
 # `resources: timing_slot=1`; without it timing jobs may overlap and their numbers are
 # noisier. Under a cluster executor (SLURM) each timing job gets its own allocation, and the
 # global limit would only queue them one after another (72 jobs of up to 4 h for the paper):
-# there they claim no slot and run in parallel. Memory probes measure per-process RSS (or GPU
-# peak memory) and may run beside other jobs.
-
-
-def timing_slot(wildcards):
-    """1 when jobs run on this machine (no two timings overlap), 0 under a cluster executor
-    (evaluated when the DAG is built, once Snakemake knows its executor)."""
-    return 1 if workflow.local_exec else 0
+# there they claim no slot and run in parallel (timing_slot, common.smk). Memory probes
+# measure per-process RSS (or GPU peak memory) and may run beside other jobs.
 
 
 rule timing:

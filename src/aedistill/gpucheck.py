@@ -218,7 +218,7 @@ def check_memory(workdir: Path, memory_gib: float = 1.0) -> tuple[str, dict]:
         "memory_cap_bytes": int(fraction * total),
         "max_atoms_under_cap": rec["max_atoms"],
         "bytes_per_atom": rec["bytes_per_atom"],
-        "search_evaluations": len(rec["search_points"]) + 1,
+        "fitting_sizes_tried": len(rec["search_points"]),
         "max_atoms_whole_device_estimate": whole,
     }
     summary = (

@@ -87,3 +87,38 @@ def test_train_and_md_checks_run_for_real_on_the_cpu(tmp_path):
     summary, md = check_md(tmp_path / "train" / "model.pt", "cpu", supercell=2)
     assert md["n_atoms"] == 32 and md["steps"] == 20 and len(md["block_times_s"]) == 2
     assert md["us_per_atom_step"] > 0 and md["calculator"] == "hippynn"
+
+
+def test_memory_check_caps_the_search_and_restores_the_device(monkeypatch, tmp_path):
+    """The max-atoms search runs under the memory cap (so it meets an OOM within seconds) and
+    the cap is lifted afterwards, also when the search fails; the whole device's max atoms is
+    the device memory over the bytes per atom found."""
+    from types import SimpleNamespace
+
+    from aedistill import memory
+
+    total = 140 * 2**30
+    calls = []
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda i: SimpleNamespace(total_memory=total)
+    )
+    monkeypatch.setattr(
+        torch.cuda, "set_per_process_memory_fraction", lambda f, i: calls.append(("cap", f, i))
+    )
+
+    def search(path, config, base):
+        calls.append(("search", path.name, base, config["training"]["device"]))
+        return {"max_atoms": 6400, "bytes_per_atom": 2.0**17, "search_points": {"1": 1, "2": 2}}
+
+    monkeypatch.setattr(memory, "cuda_memory", search)
+    summary, data = gpucheck.check_memory(tmp_path, memory_gib=2.0)
+    assert calls == [("cap", 2 / 140, 0), ("search", "model.pt", 4, "cuda"), ("cap", 1.0, 0)]
+    assert data["max_atoms_under_cap"] == 6400 and data["memory_cap_bytes"] == 2 * 2**30
+    assert data["max_atoms_whole_device_estimate"] == total // 2**17
+    assert "6400 atoms fit" in summary
+
+    calls.clear()
+    monkeypatch.setattr(memory, "cuda_memory", _boom)
+    with pytest.raises(RuntimeError):
+        gpucheck.check_memory(tmp_path, memory_gib=2.0)
+    assert calls[-1] == ("cap", 1.0, 0)

@@ -80,19 +80,39 @@ def resolve_device(
     cuda_available: bool | None = None,
     key: str = "training.device",
     env: Mapping[str, str] | None = None,
+    announce: bool = True,
 ) -> str:
     """``requested`` (auto | cpu | cuda, the value of config ``key``) as ``cpu`` or ``cuda``.
 
     auto = cuda when torch sees a CUDA device, else cpu, with a warning in the job's log when
     the job was given a GPU all the same (:func:`assigned_gpu`); cuda without a device is a
-    :class:`UserInputError` naming ``key``.
+    :class:`UserInputError` naming ``key``. With ``announce`` the choice is logged (INFO: the
+    job's log says where it ran).
     """
     if requested not in ("auto", "cpu", "cuda"):
         raise UserInputError(f"{key}: {requested!r} is not one of auto, cpu, cuda")
+    if cuda_available is None and requested != "cpu":
+        cuda_available = _cuda_available()
+    device = _choose(requested, bool(cuda_available), key, env)
+    if announce:
+        log.info("%s %s: running on %s", key, requested, _describe(device))
+    return device
+
+
+def _describe(device: str) -> str:
+    if device != "cuda":
+        return device
+    try:
+        import torch
+
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    except Exception:  # a name is a nicety; the device was already chosen
+        return "cuda"
+
+
+def _choose(requested: str, cuda_available: bool, key: str, env: Mapping[str, str] | None) -> str:
     if requested == "cpu":
         return "cpu"
-    if cuda_available is None:
-        cuda_available = _cuda_available()
     if cuda_available:
         return "cuda"
     if requested == "cuda":
@@ -142,6 +162,7 @@ def job_device(params_config: Mapping[str, Any] | None) -> str:
     if requested == "cpu":
         return "cpu"
     try:
-        return resolve_device(requested, env={})  # no warning here: the job warns itself
+        # no warning or log line here: the job resolves its device itself and says so
+        return resolve_device(requested, env={}, announce=False)
     except UserInputError:
         return "cpu"

@@ -138,3 +138,18 @@ def test_the_paper_config_asks_for_cuda_and_stops_in_one_line_without_it(repo):
             resolve_device(cfg[key]["device"], cuda_available=False, key=f"{key}.device")
         assert str(err.value).startswith(f"{key}.device is 'cuda' but torch sees no CUDA")
         assert "\n" not in str(err.value)
+
+
+def test_the_job_log_says_where_it_ran(caplog):
+    with caplog.at_level(logging.INFO, logger="aedistill.device"):
+        resolve_device("auto", cuda_available=False, env={})
+        resolve_device("cpu", key="efficiency.device")
+    assert [r.getMessage() for r in caplog.records] == [
+        "training.device auto: running on cpu",
+        "efficiency.device cpu: running on cpu",
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="aedistill.device"):
+        assert job_device({"training": {"device": "cpu"}}) == "cpu"
+        assert job_device({"efficiency": {"device": "auto"}}) in ("cpu", "cuda")
+    assert not caplog.records  # the kernel choice before the job starts says nothing

@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--memory-gib",
         type=float,
-        default=1.0,
-        help="GPU memory the max-atoms search may use (GiB; default 1)",
+        default=0.25,
+        help="GPU memory the max-atoms search may use (GiB; default 0.25)",
     )
     p.add_argument(
         "--md-supercell",

@@ -106,16 +106,24 @@ def test_memory_check_caps_the_search_and_restores_the_device(monkeypatch, tmp_p
         torch.cuda, "set_per_process_memory_fraction", lambda f, i: calls.append(("cap", f, i))
     )
 
-    def search(path, config, base):
-        calls.append(("search", path.name, base, config["training"]["device"]))
-        return {"max_atoms": 6400, "bytes_per_atom": 2.0**17, "search_points": {"1": 1, "2": 2}}
+    def search(path, config, base, k_max):
+        calls.append(("search", path.name, base, k_max, config["training"]["device"]))
+        return {
+            "max_atoms": 2800,
+            "bytes_per_atom": 2.0**17,
+            "search_points": {"1": 1, "2": 2},
+            "oom_reached": True,
+        }
 
     monkeypatch.setattr(memory, "cuda_memory", search)
     summary, data = gpucheck.check_memory(tmp_path, memory_gib=2.0)
-    assert calls == [("cap", 2 / 140, 0), ("search", "model.pt", 4, "cuda"), ("cap", 1.0, 0)]
-    assert data["max_atoms_under_cap"] == 6400 and data["memory_cap_bytes"] == 2 * 2**30
-    assert data["max_atoms_whole_device_estimate"] == total // 2**17
-    assert "6400 atoms fit" in summary
+    assert calls == [
+        ("cap", 2 / 140, 0), ("search", "model.pt", 10, gpucheck.MEMORY_MAX_SLABS, "cuda"),
+        ("cap", 1.0, 0),
+    ]  # fmt: skip
+    assert data["max_atoms_under_cap"] == 2800 and data["memory_cap_bytes"] == 2 * 2**30
+    assert data["max_atoms_whole_device_estimate"] == total // 2**17 and data["oom_reached"]
+    assert "2800 atoms fit" in summary
 
     calls.clear()
     monkeypatch.setattr(memory, "cuda_memory", _boom)

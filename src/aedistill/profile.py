@@ -45,7 +45,7 @@ def site_profile(
     ``set-resources``; ``gpus`` replaces the training rules' GPU count. Every other value of
     ``base`` is kept.
     """
-    out = {k: v for k, v in base.items()}
+    out = dict(base)
     defaults = dict(out.get("default-resources") or {})
     if partition:
         defaults["slurm_partition"] = partition
@@ -54,13 +54,15 @@ def site_profile(
     out["default-resources"] = defaults
     per_rule = {rule: dict(res or {}) for rule, res in (out.get("set-resources") or {}).items()}
     for rule in GPU_RULES:
-        res = per_rule.setdefault(rule, {})
+        res = dict(per_rule.get(rule, {}))
         if gpu_partition or partition:
             res["slurm_partition"] = gpu_partition or partition
         if gpu_model:
             res["gpu_model"] = gpu_model
         if gpus is not None and "gpu" in res:
             res["gpu"] = int(gpus)
+        if res:
+            per_rule[rule] = res
     out["set-resources"] = per_rule
     return out
 

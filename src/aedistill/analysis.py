@@ -339,9 +339,13 @@ def paired_stats(diff: Sequence[float]) -> dict[str, float]:
     return out
 
 
+#: Metrics of the paired tables: test errors, then training-set errors (where recorded).
+PAIRED_METRICS = ("test_f_rmse", "test_e_rmse", "train_f_rmse", "train_e_rmse")
+
+
 def paired_table(
     models: pd.DataFrame,
-    metrics: Sequence[str] = ("test_f_rmse", "test_e_rmse"),
+    metrics: Sequence[str] | None = None,
     pairs: Sequence[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """Paired role − baseline differences per architecture (pairs share arch and seed).
@@ -351,8 +355,12 @@ def paired_table(
     independent pairs). Columns: role, baseline, arch, metric, n, mean_role, mean_baseline,
     mean_diff, std_diff, sem_diff, rel_diff (mean_diff / mean_baseline), t_stat, p_ttest,
     wilcoxon_stat, p_wilcoxon, role_wins (mean_diff < 0). ``pairs``: the (role, baseline)
-    comparisons, default :func:`comparisons` of the roles present.
+    comparisons, default :func:`comparisons` of the roles present. ``metrics``: default
+    :data:`PAIRED_METRICS` that ``models`` has (models trained before the training-set
+    errors were recorded have none).
     """
+    if metrics is None:
+        metrics = [m for m in PAIRED_METRICS if m in models.columns and models[m].notna().any()]
     rows = []
     if pairs is None:
         pairs = comparisons(models["role"].unique())

@@ -6,6 +6,8 @@ study config, the study and its runs
 ``aedistill study RUN_DIR... --out DIR``  compare finished runs on different references or
 training subsets (criterion, paired and verdict tables, figures; the Snakemake target `study`
 builds the runs too)
+``aedistill protocol STUDY_CONFIG``  the paper-protocol tables (energy share, leak contrast)
+of a study's finished runs, into results/<study>/tables/ (docs/study.md part 4)
 ``aedistill gpu-check``  preflight of a GPU node: tiny training, MD timing and max-atoms
 search on CUDA (at most a few minutes); one line and exit 1 without a GPU
 ``aedistill profile --partition P [--account A] ...``  a site SLURM profile from the shipped
@@ -36,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="compare finished runs that differ in the reference data")
     p.add_argument("runs", nargs="+", help="results/<run_name> directories")
     p.add_argument("--out", required=True, help="output directory")
+    p = sub.add_parser("protocol", help="energy share and leak contrast of a study's runs")
+    p.add_argument("config", help="the study config, e.g. config/study/paper-protocol.yaml")
     p = sub.add_parser("gpu-check", help="preflight of a GPU node (tiny train, MD, memory on CUDA)")
     p.add_argument(
         "--memory-gib",
@@ -82,6 +86,19 @@ def run(args: argparse.Namespace) -> int:
         from aedistill.study import run_study
 
         run_study(args.runs, args.out)
+        return 0
+
+    if args.cmd == "protocol":
+        from aedistill.config import read_config_file
+        from aedistill.paths import run_dir
+        from aedistill.protocol import study_runs, write_protocol_tables
+        from aedistill.studyplan import plan_study
+
+        study = plan_study(read_config_file(args.config), where=str(args.config))
+        for name, path in write_protocol_tables(
+            study_runs(study.runs), run_dir(study.name) / "tables"
+        ).items():
+            print(f"{name}: {path}")
         return 0
 
     if args.cmd == "gpu-check":

@@ -52,3 +52,24 @@ def evaluate_model(
     if sub.atom_energies is not None:
         out["test_eps_true_rmse"] = _rmse((pred["atom_energies"] - sub.atom_energies)[mask])
     return out
+
+
+def model_metrics(
+    model_path: str | os.PathLike[str],
+    dataset,
+    split,
+    labels: np.ndarray | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """The ``metrics.json`` errors of a saved model: :func:`evaluate_model` on the test split,
+    plus ``train_f_rmse`` (eV/Å) and ``train_e_rmse`` (eV/atom) on the configurations it was
+    trained on against their ground truth (the paper's Fig 3 reports training-set errors).
+    For the ``augmented`` role these are its ground-truth training configurations
+    (``split.for_initialisation()``), not the teacher-labelled ones."""
+    out = evaluate_model(model_path, dataset, split.test, labels=labels, batch_size=batch_size)
+    train = evaluate_model(
+        model_path, dataset, split.for_initialisation().train, batch_size=batch_size
+    )
+    out["train_f_rmse"] = train["test_f_rmse"]
+    out["train_e_rmse"] = train["test_e_rmse"]
+    return out

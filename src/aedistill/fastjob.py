@@ -28,9 +28,10 @@ import torch
 
 from aedistill.arch import Arch
 from aedistill.convergence import assess_convergence
-from aedistill.evaluation import evaluate_model
+from aedistill.evaluation import model_metrics
 from aedistill.fasttrain import StackSettings, StackTrainer, member_for_role
 from aedistill.io import atomic_path, write_csv, write_json
+from aedistill.loss import ENERGY_UNIT_MEV
 from aedistill.models import save_model
 from aedistill.training import TrainResult
 
@@ -107,13 +108,15 @@ def train_stack_job(
                 log.warning("ignoring stack checkpoint %s of another job", ck_path)
     for m in members:
         log.info(
-            "%s: %d train / %d valid / %d test configurations, up to %d epochs, stack of %d%s",
+            "%s on cpu (fast engine): %d train / %d valid / %d test configurations, up to %d "
+            "epochs, stack of %d, loss energy %s%s",
             m.name,
             len(split.train),
             len(split.valid),
             len(split.test),
             m.max_epochs,
             len(members),
+            settings.energy,
             f" (resumed after epoch {trainer.epoch})" if trainer.epoch else "",
         )
     every = int(tr_cfg["checkpoint_every"])
@@ -142,12 +145,13 @@ def train_stack_job(
             if len(res.history) and int(res.history["epoch"].iloc[-1]) == t.epoch:
                 row = res.history.iloc[-1]
                 log.info(
-                    "%s epoch %d: lr %.3g, valid F-RMSE %.4f eV/Å, E-RMSE %.2f meV/atom%s, %.1f s",
+                    "%s epoch %d: lr %.3g, valid F-RMSE %.4f eV/Å, E-RMSE %.2f %s%s, %.1f s",
                     res.name,
                     t.epoch,
                     row["lr"],
                     row["valid_f_rmse"],
                     1000 * row["valid_e_rmse"],
+                    ENERGY_UNIT_MEV[settings.energy],
                     " *" if int(res.best_epoch) == t.epoch else "",
                     row["wall_s"],
                 )
@@ -183,10 +187,10 @@ def train_stack_job(
         model_path = o / "model.pt"
         save_model(model_path, spec, state, extra={"role": jm.role, "seed": int(jm.seed)})
         write_csv(o / "history.csv", res.history)
-        metrics = evaluate_model(
+        metrics = model_metrics(
             model_path,
             dataset,
-            split.test,
+            split,
             labels=member.labels,
             batch_size=max(int(tr_cfg["batch_size"]), 64),
         )
@@ -207,6 +211,7 @@ def train_stack_job(
                 "n_lr_decays": conv.n_lr_decays,
                 "converged": conv.converged,
                 "engine": "fasttrain",
+                "device": "cpu",
                 "stack_size": len(members),
             }
         )

@@ -73,7 +73,7 @@ import torch.nn.functional as tF
 from numba import njit
 from torch.autograd.function import once_differentiable
 
-from aedistill.roles import RolePlan
+from aedistill.roles import RolePlan, loss_energy
 from aedistill.tables import HISTORY_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ class _Batch:
     count: np.ndarray  # (N,) int64: used slots per atom
     zidx: np.ndarray  # (N, S) int64: element index of each slot's neighbour
     nf: int  # number of elements (one-hot width)
-    energy_per_atom: torch.Tensor  # (B,) eV/atom
+    energy: torch.Tensor  # (B,) the loss's energy: eV/atom (loss.energy per_atom) or eV (total)
     forces: torch.Tensor  # (N, 3) eV/Å
 
 
@@ -788,6 +788,7 @@ class StackSettings:
     w_R: float
     fraction_train_eval: float
     eval_atoms_slots: int = 2_000_000  # evaluation chunk: atoms × slots × n·K × models
+    energy: str = "per_atom"  # loss.energy: the energy term on E/N (per_atom) or E (total)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], n_train: int) -> StackSettings:
@@ -801,6 +802,7 @@ class StackSettings:
             w_L2=float(loss["w_L2"]),
             w_R=float(loss["w_R"]),
             fraction_train_eval=min(1.0, max(0.1, 50.0 / max(n_train, 1))),
+            energy=loss_energy(config),
         )
 
 
@@ -954,7 +956,8 @@ class StackTrainer:
         self._z = tF.one_hot(torch.as_tensor(geo.z), geo.n_species).to(dt)
         self._nbr = torch.as_tensor(geo.nbr_species)
         self._n_atoms = geo.n_atoms
-        self._epa = torch.as_tensor(ds.energy / geo.n_atoms, dtype=dt)
+        energy = ds.energy / geo.n_atoms if self.settings.energy == "per_atom" else ds.energy
+        self._energy = torch.as_tensor(energy, dtype=dt)
         self._forces = torch.as_tensor(ds.forces[mask], dtype=dt)
         self._labels = [
             None if m.labels is None else torch.as_tensor(np.asarray(m.labels)[mask], dtype=dt)
@@ -999,7 +1002,7 @@ class StackTrainer:
             count=np.ascontiguousarray(g.count[atoms]),
             zidx=np.ascontiguousarray(g.nbr_species[atoms, :n_slots]),
             nf=int(g.n_species),
-            energy_per_atom=self._epa[torch.from_numpy(configs)],
+            energy=self._energy[torch.from_numpy(configs)],
             forces=self._forces[at],
         )
 
@@ -1038,6 +1041,12 @@ class StackTrainer:
         terms = [torch.square(P[s.name]).flatten(1).sum(1) for s in self.layout.slots if s.l2]
         return sum(terms[1:], terms[0])
 
+    def _energy_error(self, energy: torch.Tensor, b: _Batch) -> torch.Tensor:
+        """(M, B) error of the loss's energy: E/N (eV/atom) or E (eV), ``loss.energy``."""
+        if self.settings.energy == "per_atom":
+            return energy / b.n_atoms - b.energy
+        return energy - b.energy
+
     def _label_rows(self) -> list[int]:
         return [r for r, i in enumerate(self.active) if self._labels[i] is not None]
 
@@ -1049,7 +1058,7 @@ class StackTrainer:
         P = self.params
         out = stack_forward(self.layout, P, b, create_graph=True)
         wE, wF, wA = weights if weights is not None else self._weights("now")
-        de = out.energy / b.n_atoms - b.energy_per_atom
+        de = self._energy_error(out.energy, b)
         df = (out.forces - b.forces).flatten(1)
         terms = {
             "E-RMSE": torch.sqrt(torch.mean(torch.square(de), 1)),
@@ -1123,7 +1132,7 @@ class StackTrainer:
         r_t = torch.tensor(rows, dtype=torch.int64)
         for b in batches:
             out = stack_forward(self.layout, P, b, create_graph=False)
-            de = (out.energy / b.n_atoms - b.energy_per_atom).double()
+            de = self._energy_error(out.energy, b).double()
             df = (out.forces - b.forces).flatten(1).double()
             acc["e2"] += torch.square(de).sum(1)
             acc["e1"] += torch.abs(de).sum(1)

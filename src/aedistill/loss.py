@@ -2,7 +2,8 @@
 
     L = w_E Lerr(E/N) + w_F Lerr(F) [+ w_A Lerr(ε_S, ε_T)] + w_L2 L2 + w_R R
 
-E/N is energy per atom (eV/atom), F forces (eV/Å, components of real atoms), ε per-atom
+E/N is energy per atom (eV/atom; with ``loss.energy: total`` the total energy E in eV, as
+the authors' example scripts train, :func:`aedistill.roles.loss_energy`), F forces (eV/Å, components of real atoms), ε per-atom
 energies (eV, real atoms), L2 hippynn's weight regulariser of the network, R HIPNN's
 hierarchicality per atom (mean over configurations).
 
@@ -21,8 +22,10 @@ import torch
 
 from aedistill.errors import UserInputError
 from aedistill.models import DB_ATOM_ENERGIES, TrainingGraph
-from aedistill.roles import LossWeights, RolePlan
+from aedistill.roles import ENERGY_SCALES, LossWeights, RolePlan
 
+#: Unit of the energy errors of the validation metrics, in meV, by ``loss.energy``.
+ENERGY_UNIT_MEV = {"per_atom": "meV/atom", "total": "meV"}
 #: Validation metric of early stopping and of the best model (the role's stop weights).
 STOP_KEY = "Lerr"
 
@@ -100,15 +103,22 @@ class LossTerms:
     train: Any
     validation: dict[str, Any]
     weight_keys: tuple[str, ...]
+    energy: str = "per_atom"  # loss.energy: the unit of the E errors (eV/atom or eV)
 
 
-def build_loss(graph: TrainingGraph, plan: RolePlan, w_L2: float, w_R: float) -> LossTerms:
-    """Loss nodes of eq 2 / eq 5 for ``graph`` (see module docstring)."""
+def build_loss(
+    graph: TrainingGraph, plan: RolePlan, w_L2: float, w_R: float, energy: str = "per_atom"
+) -> LossTerms:
+    """Loss nodes of eq 2 / eq 5 for ``graph`` (see module docstring); ``energy``: the energy
+    term on E/N (``per_atom``) or E (``total``). Its errors are the E-RMSE / E-MAE of the
+    validation metrics (eV/atom or eV)."""
     from hippynn.graphs import loss as hloss
     from hippynn.graphs.indextypes import db_form
 
     LossWeightNode, MaskedErrNode = _nodes()
-    e = graph.energy_per_atom
+    if energy not in ENERGY_SCALES:
+        raise UserInputError(f"loss.energy: {energy!r} is not one of {', '.join(ENERGY_SCALES)}")
+    e = graph.energy_per_atom if energy == "per_atom" else graph.energy
     e_rmse = hloss.MSELoss(e.pred, e.true) ** 0.5
     e_mae = hloss.MAELoss(e.pred, e.true)
     f, sp = graph.forces, graph.species
@@ -135,7 +145,7 @@ def build_loss(graph: TrainingGraph, plan: RolePlan, w_L2: float, w_R: float) ->
         keys = (*keys, "w_A")
     train = lerr + w_L2 * l2 + w_R * r
     validation.update({"L2": l2, "R": r, "Loss": train, STOP_KEY: stop_err})
-    return LossTerms(train, validation, keys)
+    return LossTerms(train, validation, keys, energy)
 
 
 def check_loss_weight(key: str, value: float, dtype: torch.dtype) -> float:

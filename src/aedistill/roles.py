@@ -36,6 +36,8 @@ NAMED_ROLES = (
     "born_again",
     "augmented",
 )
+#: What the energy term of the loss compares (``loss.energy``): E/N or the total E.
+ENERGY_SCALES = ("per_atom", "total")
 #: The ``x`` of ``student_wA<x>``: a non-negative number as ``f"{x:g}"`` writes it.
 WA_VALUE_PATTERN = r"[0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?"
 
@@ -90,6 +92,15 @@ class RolePlan:
             if epoch >= first:
                 current = w
         return current
+
+
+def loss_energy(config: Mapping[str, Any]) -> str:
+    """``loss.energy`` of ``config``: ``per_atom`` (E/N, eV/atom; absent = this) or ``total``
+    (E, eV: the authors' scripts), for every role alike."""
+    value = str(config["loss"].get("energy", "per_atom"))
+    if value not in ENERGY_SCALES:
+        raise UserInputError(f"loss.energy: {value!r} is not one of {', '.join(ENERGY_SCALES)}")
+    return value
 
 
 def plan_role(config: Mapping[str, Any], role: str) -> RolePlan:

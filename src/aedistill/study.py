@@ -328,7 +328,35 @@ def verdict_table(
     cols += [v.format(base) for base in BASELINES for v in stats.values()]
     cols += [f"verdict_vs_{base}" for base in BASELINES]
     cols += ["converged_fraction", "converged_fraction_involved"]
-    return out[cols].reset_index(drop=True)
+    out = out[cols].reset_index(drop=True)
+    return _add_other_metrics(out, grid, paired, metric, [*keys, "role", "arch"])
+
+
+def _add_other_metrics(
+    out: pd.DataFrame, grid: pd.DataFrame, paired: pd.DataFrame, metric: str, on: list[str]
+) -> pd.DataFrame:
+    """The verdict's columns for the other metrics of :data:`aedistill.analysis.PAIRED_METRICS`
+    that the models have (test energy, training-set forces and energy, H9): ``<m>_mean``,
+    ``<m>_std`` and per baseline b ``delta_<m>_vs_<b>``, ``p_holm_ttest_<m>_vs_<b>``,
+    ``verdict_<m>_vs_<b>``."""
+    from aedistill.analysis import PAIRED_METRICS
+
+    for m in PAIRED_METRICS:
+        if m == metric or m not in grid.columns or not grid[m].notna().any():
+            continue
+        g = grid.groupby(on, sort=False)[m]
+        agg = pd.DataFrame({f"{m}_mean": g.mean(), f"{m}_std": g.std(ddof=1)}).reset_index()
+        out = out.merge(agg, on=on, how="left")
+        sel = paired[(paired["metric"] == m) & (paired["arch"] != "ALL")]
+        for base in BASELINES:
+            part = sel[sel["baseline"] == base][[*on, "mean_diff", "p_holm_ttest"]]
+            delta, p = f"delta_{m}_vs_{base}", f"p_holm_ttest_{m}_vs_{base}"
+            part = part.rename(columns={"mean_diff": delta, "p_holm_ttest": p})
+            out = out.merge(part, on=on, how="left")
+            out[f"verdict_{m}_vs_{base}"] = [
+                verdict_word(d, q) for d, q in zip(out[delta], out[p], strict=True)
+            ]
+    return out
 
 
 def write_tables(

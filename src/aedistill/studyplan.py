@@ -2,7 +2,7 @@
 run per reference × training subset, each with its complete config.
 
 A run's config is its reference's config file, deep-merged with the study's ``overrides``
-(:func:`deep_merge`), with the study's run name (:func:`aedistill.paths.study_run_name`) and
+and then the reference's own ``overrides`` (:func:`deep_merge`), with the study's run name (:func:`aedistill.paths.study_run_name`) and
 ``dataset.split.train_subset``, then validated and completed with the schema's defaults
 (:func:`aedistill.config.validate_config`); below the full set, its epoch counts are scaled
 to the same optimiser steps (:func:`scale_epochs`, ``study.scale_epochs_with_subset``). The
@@ -93,12 +93,17 @@ def plan_study(config: dict[str, Any], where: str = "config") -> Study:
     if dup:
         raise UserInputError(f"{where}: key 'study.references': reference names {dup} repeat")
     overrides = st["overrides"]
-    for key in STUDY_KEYS:
-        if _has_key(overrides, key):
-            raise UserInputError(
-                f"{where}: key 'study.overrides.{key}': set by the study "
-                f"(run names from study.name, subsets from study.train_subsets)"
-            )
+    scopes = [("study.overrides", overrides)] + [
+        (f"study.references.{i}.overrides", r.get("overrides", {}))
+        for i, r in enumerate(st["references"])
+    ]
+    for scope, values in scopes:
+        for key in STUDY_KEYS:
+            if _has_key(values, key):
+                raise UserInputError(
+                    f"{where}: key '{scope}.{key}': set by the study "
+                    f"(run names from study.name, subsets from study.train_subsets)"
+                )
     runs = []
     for i, ref in enumerate(st["references"]):
         try:
@@ -107,11 +112,12 @@ def plan_study(config: dict[str, Any], where: str = "config") -> Study:
             raise UserInputError(f"{where}: key 'study.references.{i}.config': {exc}") from None
         for f in sorted(st["train_subsets"]):
             name = study_run_name(st["name"], ref["name"], f)
-            merged = deep_merge(base, overrides)
+            merged = deep_merge(deep_merge(base, overrides), ref.get("overrides", {}))
             merged["run_name"] = name
             if f < 1:  # absent = 1: the full-data run's config is its reference's own
                 merged = deep_merge(merged, {"dataset": {"split": {"train_subset": float(f)}}})
-            run_where = f"{where}: run {name} ({ref['config']} + study.overrides)"
+            own = f" + study.references.{i}.overrides" if ref.get("overrides") else ""
+            run_where = f"{where}: run {name} ({ref['config']} + study.overrides{own})"
             complete = validate_config(merged, run_where)
             if f < 1 and st["scale_epochs_with_subset"]:
                 complete = scale_epochs(complete, f)

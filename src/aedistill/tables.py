@@ -65,7 +65,7 @@ def summarize_models(
     columns = [
         "run", "role", "arch", "atom_layers", "width", "sensitivities", "seed", "n_weights",
         "epochs", "best_epoch", "train_time_s", "test_e_rmse", "test_e_mae", "test_f_rmse",
-        "test_f_mae", "test_eps_rmse", "test_eps_true_rmse",
+        "test_f_mae", "test_eps_rmse", "test_eps_true_rmse", "train_e_rmse", "train_f_rmse",
     ]  # fmt: skip
     rows = [json.loads(Path(p).read_text()) for p in metrics_paths]
     models = pd.DataFrame(rows)

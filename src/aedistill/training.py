@@ -38,11 +38,18 @@ from aedistill.arch import Arch
 from aedistill.checkpoint import load_checkpoint, save_checkpoint
 from aedistill.convergence import assess_convergence
 from aedistill.database import cache_pairs, make_database, role_labels
-from aedistill.device import resolve_device  # noqa: F401 - training.resolve_device
+from aedistill.device import resolve_device
 from aedistill.errors import UserInputError
-from aedistill.evaluation import evaluate_model
+from aedistill.evaluation import model_metrics
 from aedistill.io import write_csv, write_json
-from aedistill.loss import STOP_KEY, LossTerms, build_loss, get_loss_weights, set_loss_weights
+from aedistill.loss import (
+    ENERGY_UNIT_MEV,
+    STOP_KEY,
+    LossTerms,
+    build_loss,
+    get_loss_weights,
+    set_loss_weights,
+)
 from aedistill.models import (
     DB_ENERGY,
     DB_SPECIES,
@@ -52,7 +59,7 @@ from aedistill.models import (
     save_model,
     state_dict_of,
 )
-from aedistill.roles import LossWeights, RolePlan, plan_role
+from aedistill.roles import LossWeights, RolePlan, loss_energy, plan_role
 from aedistill.tables import HISTORY_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -102,7 +109,10 @@ def prepare_training(
     eps = role_labels(plan, dataset, labels, where)
     spec = ModelSpec.from_config(config, Arch.parse(arch))
     graph = build_training_graph(spec, seed)
-    terms = build_loss(graph, plan, float(config["loss"]["w_L2"]), float(config["loss"]["w_R"]))
+    loss = config["loss"]
+    terms = build_loss(
+        graph, plan, float(loss["w_L2"]), float(loss["w_R"]), energy=loss_energy(config)
+    )
     with contextlib.redirect_stdout(_LogStream()):
         modules, db_info = assemble_for_training(terms.train, terms.validation)
         db = make_database(dataset, split, eps, db_info["inputs"], db_info["targets"])
@@ -301,7 +311,7 @@ def train_model(
         user_callbacks=list(callbacks),
     )
     resumed = state.resume_or_start()
-    _log_start(setup, arch, seed, split, n_epochs, state.epochs_done if resumed else None)
+    _log_start(setup, arch, seed, split, n_epochs, state.epochs_done if resumed else None, device)
     if state.epochs_done < controller.max_epochs and not state.finished:
         _run_epochs(state, out)
     train_time_s = state.wall_s
@@ -309,7 +319,7 @@ def train_model(
     history = state.history_frame()
     write_csv(state.history_path, history)
     metrics = _test_metrics(config, setup, model_path, dataset, split, labels)
-    metrics.update(_run_record(config, run, role, arch, seed, state, train_time_s, split))
+    metrics.update(_run_record(config, run, role, arch, seed, state, train_time_s, split, device))
     write_json(out / "metrics.json", metrics)
     state.checkpoint_path.unlink(missing_ok=True)
     log.info(
@@ -361,12 +371,16 @@ def _output_dir(out_dir: str | os.PathLike[str]) -> Path:
     return out
 
 
-def _log_start(setup: TrainingSetup, arch: Arch, seed, split, n_epochs, resumed_after) -> None:
+def _log_start(
+    setup: TrainingSetup, arch: Arch, seed, split, n_epochs, resumed_after, device: str
+) -> None:
     log.info(
-        "%s %s seed %d: %d weights, %d train / %d valid / %d test configurations, up to %d epochs%s",
+        "%s %s seed %d on %s (hippynn): %d weights, %d train / %d valid / %d test "
+        "configurations, up to %d epochs%s",
         setup.plan.role,
         arch.slug,
         seed,
+        device,
         sum(p.numel() for p in setup.graph.modules.parameters()),
         len(split.train),
         len(split.valid),
@@ -420,17 +434,25 @@ def _save_best_model(state: _TrainState, out: Path, role: str, seed: int) -> Pat
 
 def _test_metrics(config, setup, model_path, dataset, split, labels) -> dict[str, Any]:
     """Test-split metrics of the saved model (ε against the labels the role learned)."""
-    return evaluate_model(
+    return model_metrics(
         model_path,
         dataset,
-        split.test,
+        split,
         labels=setup.labels if setup.plan.labels is not None else labels,
         batch_size=max(int(config["training"]["batch_size"]), 64),
     )
 
 
 def _run_record(
-    config, run, role, arch: Arch, seed, state: _TrainState, train_time_s: float, split
+    config,
+    run,
+    role,
+    arch: Arch,
+    seed,
+    state: _TrainState,
+    train_time_s: float,
+    split,
+    device: str,
 ) -> dict[str, Any]:
     """The ``metrics.json`` fields that describe the run rather than the model's errors,
     with the convergence record (:mod:`aedistill.convergence`)."""
@@ -456,6 +478,7 @@ def _run_record(
         "n_lr_decays": conv.n_lr_decays,
         "converged": conv.converged,
         "engine": "hippynn",
+        "device": device,
     }
 
 
@@ -565,11 +588,12 @@ class _TrainState:
             self.best_state = state_dict_of(self.setup.graph)
             self.best_epoch = epoch
         log.info(
-            "epoch %d: lr %.3g, valid F-RMSE %.4f eV/Å, E-RMSE %.2f meV/atom%s%s, %.1f s",
+            "epoch %d: lr %.3g, valid F-RMSE %.4f eV/Å, E-RMSE %.2f %s%s%s, %.1f s",
             epoch,
             self.lr,
             vm["F-RMSE"],
             1000 * vm["E-RMSE"],
+            ENERGY_UNIT_MEV[self.setup.loss.energy],
             f", eps-RMSE {1000 * vm['A-RMSE']:.2f} meV" if "A-RMSE" in vm else "",
             " *" if better else "",
             row["wall_s"],
@@ -649,6 +673,29 @@ def _load_tracker_state(tracker, state: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- workflow entry
 
 
+def role_split(config: Mapping[str, Any], role: str, split, n_conf: int):
+    """The split ``role`` trains on: the run's ``split``, except for teachers under
+    ``labels.teacher_split_seed`` (a leaky teacher: the split of that seed, same fractions
+    and training subset; docs/study.md part 4, H8)."""
+    from aedistill.data.split import make_split
+
+    seed = config["labels"].get("teacher_split_seed")
+    if role != "teacher" or seed is None:
+        return split
+    s = config["dataset"]["split"]
+    own = make_split(n_conf, s["train"], s["valid"], s["test"], int(seed), split.train_subset)
+    leak = np.intersect1d(own.train, split.test).size
+    log.info(
+        "teacher split: seed %d (the run's: %s); %d of the run's %d test configurations are in "
+        "the teacher's training set",
+        seed,
+        s["seed"],
+        leak,
+        len(split.test),
+    )
+    return own
+
+
 def run(
     config: Mapping[str, Any],
     role: str,
@@ -669,7 +716,7 @@ def run(
     from aedistill.labels import load_labels
 
     ds = load_dataset(dataset_path)
-    split = load_split(split_path, n_conf=ds.n_conf)
+    split = role_split(config, role, load_split(split_path, n_conf=ds.n_conf), ds.n_conf)
     labels = None
     target = config["labels"]["target"]
     if labels_path is not None:

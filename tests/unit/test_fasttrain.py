@@ -37,12 +37,12 @@ def float64():
     torch.set_default_dtype(old)
 
 
-def cfg(**training):
+def cfg(energy="per_atom", **training):
     return validate_config(
         {
             "model": {"cutoff_soft_max": 3.5, "cutoff_hard_max": 4.0},
             "training": {"max_epochs": 3, "batch_size": 3, **training},
-            "loss": {"w_R": 0.5, "w_L2": 1e-4},
+            "loss": {"w_R": 0.5, "w_L2": 1e-4, "energy": energy},
         }
     )
 
@@ -135,10 +135,14 @@ def _hippynn_metrics(setup, split_name):
         return ev.evaluate(gen, eval_type=split_name)
 
 
-@pytest.mark.parametrize("role", ["control", "oracle", "student"])
-def test_loss_terms_equal_hippynn(data, role):
+@pytest.mark.parametrize(
+    ("role", "energy"),
+    [("control", "per_atom"), ("oracle", "per_atom"), ("student", "per_atom"),
+     ("control", "total"), ("student", "total")],
+)  # fmt: skip
+def test_loss_terms_equal_hippynn(data, role, energy):
     ds, split = data
-    config = cfg()
+    config = cfg(energy)
     labels = labels_of(ds) if role == "student" else None
     setup, tr = _stack(config, role, ARCH, 2, ds, split, labels)
     ref = _hippynn_metrics(setup, "valid")
@@ -155,6 +159,26 @@ def test_loss_terms_equal_hippynn(data, role):
     loss, terms = tr.batch_loss(b)
     assert float(loss[0]) == pytest.approx(ref["Loss"], rel=1e-11)
     assert ref["R"] > 0 and ref["L2"] > 0  # the regularisers are exercised
+
+
+@pytest.mark.parametrize("energy", ["per_atom", "total"])
+def test_energy_term_is_the_configured_energy(data, tmp_path, energy):
+    """loss.energy: the energy errors of both engines' validation metrics are those of E/N
+    (eV/atom) or of the total E (eV), computed here from a saved model's predictions."""
+    ds, split = data
+    setup, tr = _stack(cfg(energy), "control", ARCH, 3, ds, split)
+    with torch.no_grad():
+        tr.params["head1_w"].mul_(100.0)  # energy errors well above round-off
+    setup.graph.modules.load_state_dict(tr.layout.export(tr.params, 0, tr.templates[0]))
+    valid = np.asarray(split.valid)
+    pred = _hippynn_predict(setup, ds, tmp_path)["energy"][valid]
+    de = pred - ds.energy[valid]
+    if energy == "per_atom":
+        de = de / (ds.species[valid] > 0).sum(1)
+    expected = np.sqrt(np.mean(de**2))
+    assert expected > 1e-3
+    assert tr.evaluate(valid)["E-RMSE"][0] == pytest.approx(expected, rel=1e-9)
+    assert _hippynn_metrics(setup, "valid")["E-RMSE"] == pytest.approx(expected, rel=1e-9)
 
 
 def _hippynn_epoch(setup, split, order, lr):
@@ -179,10 +203,11 @@ def _hippynn_epoch(setup, split, order, lr):
     return losses, grads
 
 
-@pytest.mark.parametrize("role", ["control", "student"])
-def test_gradients_and_first_epoch_equal_hippynn(data, role):
+@pytest.mark.parametrize(("role", "energy"), [("control", "per_atom"), ("student", "per_atom"),
+                                             ("control", "total")])  # fmt: skip
+def test_gradients_and_first_epoch_equal_hippynn(data, role, energy):
     ds, split = data
-    config = cfg()
+    config = cfg(energy)
     labels = labels_of(ds) if role == "student" else None
     setup, tr = _stack(config, role, ARCH, 7, ds, split, labels)
     assert get_loss_weights(setup.training_modules.loss)["w_F"] == setup.plan.weights.w_F

@@ -17,7 +17,7 @@ from aedistill.config import load_config
 from aedistill.lammps import rdf_cost_us, rdf_runtime_minutes
 
 REPO = Path(__file__).resolve().parents[2]
-# README: OMP_NUM_THREADS=1 bench/lammps_vs_ase.py, LAMMPS `fast` attached, µs/atom-step
+# docs/record.md: OMP_NUM_THREADS=1 bench/lammps_vs_ase.py, LAMMPS `fast` attached, µs/atom-step
 MEASURED = {"L1-W8-S4": 9.24, "L1-W16-S8": 13.58, "L2-W64-S20": 37.82}
 
 

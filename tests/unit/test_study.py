@@ -249,3 +249,39 @@ def test_study_figures(tmp_path):
         assert (tmp_path / f"{kind}.pdf").read_bytes()[:4] == b"%PDF"
     draw_figure("learning_curves", [tmp_path / "lc.png"], runs=runs)
     assert (tmp_path / "lc.png").stat().st_size > 10_000
+
+
+def test_training_set_errors_in_paired_and_verdict(tmp_path):
+    """H9: where models.csv has training-set errors, paired.csv compares them like the test
+    errors and verdict.csv gets their means, paired Δ, Holm p and word per baseline."""
+    from aedistill.study import RunInfo
+
+    models = _grid(0.0)
+    rng = np.random.default_rng(0)
+    models["train_f_rmse"] = 0.5 * models["test_f_rmse"] + 1e-4 * rng.standard_normal(len(models))
+    models["train_e_rmse"] = 0.001
+    student = models["role"] == "student"
+    models.loc[student, "train_e_rmse"] = 0.0005 + 1e-6 * np.arange(student.sum())
+    d = tmp_path / "s-emt-f100"
+    (d / "tables").mkdir(parents=True)
+    models.to_csv(d / "tables" / "models.csv", index=False)
+    t = study_tables([RunInfo(d, "emt", 1.0)])
+    paired, verdict = t["paired"], t["verdict"]
+    assert set(paired["metric"]) == {"test_f_rmse", "test_e_rmse", "train_f_rmse", "train_e_rmse"}
+    row = verdict[(verdict["role"] == "student") & (verdict["arch"] == "L1-W8-S4")].iloc[0]
+    pick = (models["arch"] == "L1-W8-S4") & (models["role"] == "student")
+    assert row["train_f_rmse_mean"] == pytest.approx(models.loc[pick, "train_f_rmse"].mean())
+    ctrl = (models["arch"] == "L1-W8-S4") & (models["role"] == "control")
+    delta = models.loc[pick, "train_f_rmse"].to_numpy() - models.loc[ctrl, "train_f_rmse"]
+    assert row["delta_train_f_rmse_vs_control"] == pytest.approx(delta.mean())
+    de = models.loc[pick, "train_e_rmse"].to_numpy() - models.loc[ctrl, "train_e_rmse"]
+    assert row["delta_train_e_rmse_vs_control"] == pytest.approx(de.mean())
+    assert -0.0005 <= de.mean() < -0.00049
+    assert row["verdict_train_e_rmse_vs_control"] == "better"  # every seed 0.5 meV lower
+    p = paired[
+        (paired["role"] == "student")
+        & (paired["baseline"] == "control")
+        & (paired["metric"] == "train_e_rmse")
+        & (paired["arch"] == "L1-W8-S4")
+    ]["p_holm_ttest"].iloc[0]
+    assert row["p_holm_ttest_train_e_rmse_vs_control"] == pytest.approx(p) and p < 0.05

@@ -212,3 +212,74 @@ def test_cores_per_run_is_optional_and_checked(in_repo):
     assert plan_study(_study(cores_per_run=1)).cores_per_run == 1
     with pytest.raises(UserInputError, match=r"study\.cores_per_run"):
         plan_study(_study(cores_per_run=0))
+
+
+def test_the_paper_protocol_study_plans_its_variants(in_repo):
+    """config/study/paper-protocol.yaml (docs/study.md part 4): each reference's own
+    overrides, merged after the study's, give the protocol variants; nothing else differs."""
+    from aedistill.config import read_config_file
+
+    path = "config/study/paper-protocol.yaml"
+    study = plan_study(read_config_file(path), path)
+    runs = {r.reference: r.config for r in study.runs}
+    assert list(runs) == [
+        "emt", "emt-total", "emt-total-leaky", "ani-al-model-total", "ani-al-model",
+        "ani-al-model-total-leaky", "meam-total", "meam",
+    ]  # fmt: skip
+    for ref, config in runs.items():
+        base = ref.split("-total")[0]
+        assert config["loss"]["energy"] == ("total" if "-total" in ref else "per_atom"), ref
+        leaky = ref.endswith("-leaky")
+        assert config["labels"].get("teacher_split_seed") == (1 if leaky else None), ref
+        roles = ["control", "matched_control", "student"] + ([] if leaky else ["oracle"])
+        assert config["grid"]["roles"] == roles and config["grid"]["w_A_sweep"] == [1]
+        same = runs[base]
+        for key in ("dataset", "teachers", "training", "model"):
+            assert config[key] == same[key], (ref, key)
+        assert {k: v for k, v in config["loss"].items() if k != "energy"} == {
+            k: v for k, v in same["loss"].items() if k != "energy"
+        }
+
+
+def test_reference_overrides_may_not_set_what_the_study_sets(in_repo):
+    config = _study()
+    config["study"]["references"][1]["overrides"] = {"run_name": "x"}
+    with pytest.raises(
+        UserInputError, match=re.escape("key 'study.references.1.overrides.run_name': set by")
+    ):
+        plan_study(config)
+    config["study"]["references"][1]["overrides"] = {"loss": {"energy": "kinetic"}}
+    with pytest.raises(
+        UserInputError,
+        match=re.escape(
+            "(config/study/meam.yaml + study.overrides + study.references.1.overrides)"
+        ),
+    ):
+        plan_study(config)
+
+
+def test_the_8x_reference_differs_from_ani_al_model_only_in_its_data(in_repo):
+    """H10's reference (config/study/ani-al-model-8x.yaml): 8x every generated family, MD driven
+    by EMT; the pilot overlay keeps the study's run name and changes only the grid."""
+    from aedistill.config import load_config, read_config_file
+
+    base = load_config("config/study/ani-al-model.yaml")
+    big = load_config("config/study/ani-al-model-8x.yaml")
+    for family in ("n_bulk", "n_vacancy", "n_surface", "n_md"):
+        assert big["dataset"]["generate"][family] == 8 * base["dataset"]["generate"][family]
+    assert big["dataset"]["ani_al_model"]["md_driver"] == "emt"
+    for key in ("training", "teachers", "model", "loss", "labels", "lammps", "born_again"):
+        assert big[key] == base[key], key
+    pilot = read_config_file("config/study/pilot-8x.yaml")
+    assert set(pilot) == {"run_name", "grid"}
+    study = plan_study(
+        {
+            "study": {
+                "name": "paper-protocol",
+                "references": [
+                    {"name": "ani-al-model-8x", "config": "config/study/ani-al-model-8x.yaml"}
+                ],
+            }
+        }
+    )
+    assert pilot["run_name"] == study.runs[0].name

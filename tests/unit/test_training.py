@@ -17,7 +17,7 @@ from aedistill.loss import get_loss_weights
 from aedistill.models import load_model, make_calculator
 from aedistill.roles import LossWeights, plan_role
 from aedistill.tables import HISTORY_COLUMNS
-from aedistill.training import prepare_training, train_model
+from aedistill.training import prepare_training, role_split, train_model
 from tests.helpers import assert_forces_are_minus_gradient
 
 ARCH = "L1-W6-S4"
@@ -189,6 +189,17 @@ def test_training_outputs_forces_and_resume(tmp_path, data, engine):
     for key in ("n_weights", "test_e_rmse", "test_f_rmse", "test_eps_rmse", "best_epoch"):
         assert key in met
     assert met["epochs"] == 4
+    assert met["device"] == "cpu"
+    # training-set errors (H9): the saved model against the ground truth of its training
+    # configurations, recomputed here from its predictions
+    pred = load_model(d / "model.pt").predict(ds.subset(split.train))
+    sub = ds.subset(split.train)
+    mask = sub.species > 0
+    f_rmse = np.sqrt(np.mean((pred["forces"] - sub.forces)[mask] ** 2))
+    e_rmse = np.sqrt(np.mean(((pred["energy"] - sub.energy) / mask.sum(1)) ** 2))
+    assert met["train_f_rmse"] == pytest.approx(f_rmse, rel=1e-9)
+    assert met["train_e_rmse"] == pytest.approx(e_rmse, rel=1e-9)
+    assert met["train_f_rmse"] != pytest.approx(met["test_f_rmse"], rel=1e-6)
 
     # forces of the trained model = -dE/dx by finite differences (double precision)
     calc = make_calculator(d / "model.pt")
@@ -348,3 +359,23 @@ def test_cuda_training_without_a_gpu_is_refused_in_one_line(tiny_config, tiny_da
     with pytest.raises(UserInputError, match="^training.device is 'cuda'"):
         train_model(config, "control", "L1-W8-S4", 0, tiny_dataset, split, tmp_path / "m")
     assert not (tmp_path / "m" / "model.pt").exists()
+
+
+def test_leaky_teacher_trains_on_another_split(data, caplog):
+    """labels.teacher_split_seed: teachers train on the split of that seed (same fractions),
+    every other role on the run's split; the log counts the leaked test configurations."""
+    ds, split = data
+    c = cfg()
+    c["dataset"]["split"].update(train=0.625, valid=0.1875, test=0.1875, seed=0)
+    assert role_split(c, "teacher", split, ds.n_conf) is split  # absent: the run's split
+    c["labels"]["teacher_split_seed"] = 5
+    for role in ("control", "student", "matched_control", "oracle"):
+        assert role_split(c, role, split, ds.n_conf) is split
+    with caplog.at_level("INFO", logger="aedistill.training"):
+        own = role_split(c, "teacher", split, ds.n_conf)
+    ref = make_split(ds.n_conf, 0.625, 0.1875, 0.1875, seed=5)
+    for part in ("train", "valid", "test"):
+        np.testing.assert_array_equal(getattr(own, part), getattr(ref, part))
+    leak = np.intersect1d(own.train, split.test).size
+    assert 0 < leak <= len(split.test)
+    assert f"{leak} of the run's {len(split.test)} test configurations" in caplog.text

@@ -192,3 +192,19 @@ def test_command_line_resources_replace_the_profiles_block(repo, tmp_path):
     assert _option(teacher, "-t", "--time") != "1440"
     for args in jobs["timing"]:
         assert _option(args, "-t", "--time") == "60" and _option(args, "--mem") == "4000"
+
+
+def test_the_slot_depends_on_where_jobs_run(repo):
+    """timing_slot() (common.smk) claims the slot where `workflow.local_exec` is true: the
+    executors that run jobs on this machine (local; dryrun for plans), not SLURM's (whose
+    parallel timing jobs the test above records)."""
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+    registry = ExecutorPluginRegistry()
+    assert registry.get_plugin("local").common_settings.local_exec
+    assert registry.get_plugin("dryrun").common_settings.local_exec
+    assert not registry.get_plugin("slurm").common_settings.local_exec
+    common = (repo / "workflow" / "rules" / "common.smk").read_text()
+    assert "return 1 if workflow.local_exec else 0" in common
+    efficiency = (repo / "workflow" / "rules" / "efficiency.smk").read_text()
+    assert "timing_slot=timing_slot," in efficiency

@@ -29,6 +29,7 @@ this project's machine has none).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import tempfile
@@ -212,6 +213,8 @@ def check_memory(workdir: Path, memory_gib: float = 0.25) -> tuple[str, dict]:
     models.save_model(path, spec, models.build_training_graph(spec, 0))
     total = int(torch.cuda.get_device_properties(0).total_memory)
     fraction = memory_fraction(memory_gib, total)
+    gc.collect()  # the earlier checks' tensors must not count against the cap
+    torch.cuda.empty_cache()
     torch.cuda.set_per_process_memory_fraction(fraction, 0)
     try:
         rec = cuda_memory(path, tiny_config("cuda"), base=10, k_max=MEMORY_MAX_SLABS)

@@ -105,6 +105,7 @@ def test_memory_check_caps_the_search_and_restores_the_device(monkeypatch, tmp_p
     monkeypatch.setattr(
         torch.cuda, "set_per_process_memory_fraction", lambda f, i: calls.append(("cap", f, i))
     )
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(("empty",)))
 
     def search(path, config, base, k_max):
         calls.append(("search", path.name, base, k_max, config["training"]["device"]))
@@ -118,8 +119,8 @@ def test_memory_check_caps_the_search_and_restores_the_device(monkeypatch, tmp_p
     monkeypatch.setattr(memory, "cuda_memory", search)
     summary, data = gpucheck.check_memory(tmp_path, memory_gib=2.0)
     assert calls == [
-        ("cap", 2 / 140, 0), ("search", "model.pt", 10, gpucheck.MEMORY_MAX_SLABS, "cuda"),
-        ("cap", 1.0, 0),
+        ("empty",), ("cap", 2 / 140, 0),
+        ("search", "model.pt", 10, gpucheck.MEMORY_MAX_SLABS, "cuda"), ("cap", 1.0, 0),
     ]  # fmt: skip
     assert data["max_atoms_under_cap"] == 2800 and data["memory_cap_bytes"] == 2 * 2**30
     assert data["max_atoms_whole_device_estimate"] == total // 2**17 and data["oom_reached"]

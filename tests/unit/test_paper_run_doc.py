@@ -17,7 +17,7 @@ DOC = REPO / "docs" / "paper-run.md"
 TEXT = DOC.read_text()
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 #: programs the page runs that are not this project's (their options are not checked)
-EXTERNAL = {"git", "cd", "curl", "tmux", "srun", "sbatch", "squeue", "scancel", "module"}
+EXTERNAL = {"git", "cd", "curl", "tmux", "srun", "sbatch", "squeue", "scancel", "module", "python3"}
 
 
 def _commands() -> list[str]:

@@ -46,6 +46,8 @@ GIB = 1024**3
 TINY_ARCH = "L1-W8-S4"
 #: the small model of the memory check (a student-sized network)
 MEMORY_ARCH = "L1-W16-S8"
+#: what the preflight should take at most (reported in its JSON line, not enforced)
+BUDGET_S = 300
 #: the memory check's largest box, in slabs of 400 atoms (the memory jobs' base 10)
 MEMORY_MAX_SLABS = 16
 
@@ -266,11 +268,14 @@ def report(checks: list[Check]) -> tuple[list[str], int]:
     """The lines to print (one per check, then one JSON line) and the exit status. A failed
     ``cuda`` check alone is one line: there is no GPU to report on."""
     ok = all(c.ok for c in checks)
+    total = sum(c.seconds for c in checks)
     if len(checks) == 1 and not checks[0].ok:
         return [f"gpu-check: FAIL: {checks[0].summary.removeprefix('RuntimeError: ')}"], 1
     record = {
         "gpu_check": "ok" if ok else "FAIL",
-        "total_s": round(sum(c.seconds for c in checks), 2),
+        "total_s": round(total, 2),
+        "budget_s": BUDGET_S,
+        "within_budget": total <= BUDGET_S,
         "checks": {c.name: {k: v for k, v in asdict(c).items() if k != "name"} for c in checks},
     }
     return [c.line() for c in checks] + [json.dumps(record, default=str)], 0 if ok else 1

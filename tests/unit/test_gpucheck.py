@@ -66,7 +66,11 @@ def test_all_checks_ok_exit_0(monkeypatch, tmp_path):
     monkeypatch.setattr(gpucheck, "check_md", lambda m, d, s: seen.append((m, d, s)) or ("md", {}))
     monkeypatch.setattr(gpucheck, "check_memory", _fake("fits"))
     lines, status = report(gpucheck.run_checks(tmp_path, md_supercell=7))
-    assert status == 0 and json.loads(lines[-1])["gpu_check"] == "ok"
+    rec = json.loads(lines[-1])
+    assert status == 0 and rec["gpu_check"] == "ok" and rec["within_budget"] is True
+    slow = [gpucheck.Check("cuda", True, 200.0, "x"), gpucheck.Check("train", True, 101.0, "y")]
+    rec = json.loads(report(slow)[0][-1])
+    assert rec["total_s"] == 301.0 and rec["within_budget"] is False
     assert seen == [(tmp_path / "m.pt", "cuda", 7)]
 
 

@@ -5,19 +5,21 @@
 #                find-links has one). CPU-only build:
 #                TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu";
 #                a given CUDA build: ... --index-url https://download.pytorch.org/whl/cu126.
-#                Changing it reinstalls torch on the next make (stamp .venv/.torch-spec).
+#                Changing it reinstalls torch on the next make (stamp .venv/.torch-spec); a
+#                make without TORCH_SPEC keeps the spec of the last install.
 #   CORES        passed to snakemake --cores (default: all)
 #   CONFIG       config file for `make run` (default: config/config.yaml)
 
 PYTHON ?= python3
 VENV ?= .venv
-TORCH_SPEC ?= torch==2.13.0
+ifndef TORCH_SPEC
+TORCH_SPEC := $(or $(shell cat $(VENV)/.torch-spec 2>/dev/null),torch==2.13.0)
+endif
 CORES ?= all
 CONFIG ?= config/config.yaml
 BIN := $(VENV)/bin
-export HIPPYNN_USE_CUSTOM_KERNELS ?= _pytorch_raw
 
-.PHONY: install run test lint unit integration clean-results FORCE
+.PHONY: install run test lint unit integration gpu-check clean-results FORCE
 
 install: $(VENV)/.installed $(VENV)/.lammps
 
@@ -50,6 +52,11 @@ $(VENV)/.lammps: scripts/install_lammps.sh scripts/lammps-mliap.patch $(VENV)/.i
 
 run: install
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+# Preflight of a GPU node (on it: `srun --gpus=1 make gpu-check`): tiny training, MD timing
+# and max-atoms search on CUDA, one line per check and one JSON line (docs/paper-run.md).
+gpu-check: install
+	$(BIN)/aedistill gpu-check
 
 lint: install
 	$(BIN)/ruff check src tests bench workflow/scripts

@@ -56,8 +56,87 @@ def import_lammps():
     return lammps
 
 
-def new_lammps(mliap: bool = True):
-    """A fresh LAMMPS instance; with ``mliap`` the ML-IAP Python coupling is activated."""
+#: a 256-atom Lennard-Jones fcc box for the ML-IAP patch probe (LAMMPS' bundled LJ model)
+_PROBE_SETUP = """units lj
+atom_style atomic
+lattice fcc 0.8442
+region box block 0 4 0 4 0 4
+create_box 1 box
+create_atoms 1 box
+mass 1 1.0"""
+
+
+def has_mliap_patch(lammps_module) -> bool:
+    """Whether this LAMMPS carries the project's ML-IAP patch (scripts/lammps-mliap.patch, as
+    scripts/install_lammps.sh builds it): a unified model that asks for a half neighbour list
+    (``request_half_list``) is given one and told so (``half_list``). The same patch sizes
+    ML-IAP's neighbour copy atoms × most neighbours instead of atoms × all pairs (unpatched:
+    ~145 GB of address space for the paper's 19,652-atom liquid). Costs milliseconds."""
+    import lammps.mliap
+
+    try:
+        from lammps.mliap.mliap_unified_lj import MLIAPUnifiedLJ
+    except ImportError:  # not the 4Feb2025 ML-IAP Python package this project builds
+        return False
+    lmp = lammps_module.lammps(cmdargs=list(LAMMPS_ARGS))
+    try:
+        lammps.mliap.activate_mliappy(lmp)
+        lmp.commands_string(_PROBE_SETUP)
+        model = MLIAPUnifiedLJ(["Ar"])
+        model.request_half_list = True
+        lammps.mliap.load_unified(model)
+        lmp.commands_string("pair_style mliap unified EXISTS 0\npair_coeff * * Ar\nrun 0")
+        return bool(getattr(model, "half_list", False))
+    finally:
+        lmp.close()
+
+
+#: pairs per atom inside the models' 7.5 Å hard cutoff in liquid Al at 1,200 K
+#: (4/3 π 7.5³ Å³ × 0.0530 atoms/Å³ at 2.375 g/cm³)
+PAIRS_PER_ATOM = 94
+#: the largest copy an unpatched ML-IAP may make before the run is refused (bytes)
+UNPATCHED_LIMIT_BYTES = 2 * 1024**3
+
+_PATCHED: dict[int, bool] = {}
+
+
+def unpatched_copy_bytes(n_atoms: int, pairs_per_atom: float = PAIRS_PER_ATOM) -> float:
+    """Bytes of the unpatched ML-IAP's neighbour copy, ``int`` × atoms × all pairs (19,652
+    atoms: 145 GB, the paper's liquid)."""
+    return 4.0 * n_atoms * n_atoms * pairs_per_atom
+
+
+def require_mliap_patch(lammps_module, n_atoms: int | None = None) -> bool:
+    """Whether this LAMMPS has the project's ML-IAP patch (:func:`has_mliap_patch`, probed
+    once per process). Without it a run of ``n_atoms`` whose unpatched neighbour copy
+    (:func:`unpatched_copy_bytes`) exceeds :data:`UNPATCHED_LIMIT_BYTES` is refused in one
+    line; smaller runs go on with a warning (same energies and forces, slower)."""
+    key = id(lammps_module)
+    if key not in _PATCHED:
+        _PATCHED[key] = has_mliap_patch(lammps_module)
+    if _PATCHED[key]:
+        return True
+    where = getattr(lammps_module, "__file__", "?")
+    need = unpatched_copy_bytes(n_atoms) if n_atoms else 0.0
+    if need > UNPATCHED_LIMIT_BYTES:
+        raise UserInputError(
+            f"the LAMMPS at {where} lacks the project's ML-IAP patch (scripts/lammps-mliap.patch):"
+            f" for {n_atoms:,} atoms its ML-IAP would copy atoms x all pairs, ~{need / 1e9:.0f} GB;"
+            " install LAMMPS with scripts/install_lammps.sh (make install), not conda-forge's"
+        )
+    log.warning(
+        "the LAMMPS at %s lacks the project's ML-IAP patch (scripts/lammps-mliap.patch): "
+        "slower ML-IAP, memory quadratic in the atoms (refused above %.0f GB)",
+        where,
+        UNPATCHED_LIMIT_BYTES / 1e9,
+    )
+    return False
+
+
+def new_lammps(mliap: bool = True, n_atoms: int | None = None):
+    """A fresh LAMMPS instance; with ``mliap`` the ML-IAP Python coupling is activated, for a
+    run of ``n_atoms`` that a LAMMPS without the project's ML-IAP patch could not hold in
+    memory only on one with it (:func:`require_mliap_patch`)."""
     lammps = import_lammps()
     lmp = lammps.lammps(cmdargs=list(LAMMPS_ARGS))
     if mliap:
@@ -73,6 +152,11 @@ def new_lammps(mliap: bool = True):
             raise UserInputError(
                 "lammps.mliap cannot load libpython; rebuild with scripts/install_lammps.sh"
             )
+        try:
+            require_mliap_patch(lammps, n_atoms)
+        except UserInputError:
+            lmp.close()
+            raise
         lammps.mliap.activate_mliappy(lmp)
     return lmp
 
@@ -438,7 +522,7 @@ def run_rdf(
     acc = RdfAccumulator(float(s["rdf_rmax"]), int(s["rdf_bins"]))
     wall, temps, step = 0.0, [], 0
 
-    lmp = new_lammps(mliap=pair_commands is None)
+    lmp = new_lammps(mliap=pair_commands is None, n_atoms=4 * n_cells**3)
     try:
         pair = (
             pair_commands

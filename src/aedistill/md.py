@@ -240,16 +240,11 @@ def time_model(
     seed: int,
 ) -> dict[str, Any]:
     """Full timing record of one model file (what ``timing.json`` holds)."""
-    import torch
-
     from aedistill import models
+    from aedistill.device import resolve_device
 
     e = config["efficiency"]
-    device = e["device"]
-    if device == "cuda" and not torch.cuda.is_available():
-        from aedistill.errors import UserInputError
-
-        raise UserInputError("config efficiency.device is 'cuda' but torch sees no CUDA device")
+    device = resolve_device(e["device"], key="efficiency.device")
     loaded = models.load_model(model_path, device=device)
     calc, which = make_timing_calculator(
         loaded, calculator=e.get("calculator", "fast"), device=device, skin=e.get("skin", 1.0)

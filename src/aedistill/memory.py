@@ -227,8 +227,11 @@ def cpu_memory(model_path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- CUDA
-def cuda_memory(model_path, config: dict[str, Any], base: int = 10) -> dict[str, Any]:
-    """OOM search on the current CUDA device with hippynn's calculator."""
+def cuda_memory(
+    model_path, config: dict[str, Any], base: int = 10, k_max: int = 1 << 40
+) -> dict[str, Any]:
+    """OOM search on the current CUDA device with hippynn's calculator (at most ``k_max``
+    slabs: ``max_atoms`` is then a lower bound, ``oom_reached`` false)."""
     import ase.build
     import torch
 
@@ -262,7 +265,7 @@ def cuda_memory(model_path, config: dict[str, Any], base: int = 10) -> dict[str,
         log.info("k=%d (%d atoms): %s", k, len(atoms), "ok" if ok else "OOM")
         return ok
 
-    k = find_max_ok(try_fn, start=1)
+    k = find_max_ok(try_fn, start=1, k_max=k_max)
     if k < 1:
         raise RuntimeError(f"{model_path}: even {4 * base * base} atoms do not fit on the GPU")
     n = 4 * base * base * k
@@ -273,6 +276,7 @@ def cuda_memory(model_path, config: dict[str, Any], base: int = 10) -> dict[str,
         "peak_bytes": peaks[k],
         "search_points": {str(kk): v for kk, v in sorted(peaks.items())},
         "atoms_per_step_of_search": 4 * base * base,
+        "oom_reached": k < k_max,
         "cuda_device": torch.cuda.get_device_name(0),
         "calculator": which,
     }
@@ -282,9 +286,10 @@ def probe_memory(
     model_path, config: dict[str, Any], role: str, arch: str, seed: int
 ) -> dict[str, Any]:
     """``memory.json`` record of one model (method chosen by ``efficiency.device``)."""
+    from aedistill.device import resolve_device
     from aedistill.md import machine_info
 
-    device = config["efficiency"]["device"]
+    device = resolve_device(config["efficiency"]["device"], key="efficiency.device")
     rec = cuda_memory(model_path, config) if device == "cuda" else cpu_memory(model_path, config)
     rec.update(
         {"role": role, "arch": arch, "seed": int(seed), "device": device, "model": str(model_path)}

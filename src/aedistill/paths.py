@@ -56,6 +56,28 @@ def downloads(run: str, source: str, settings: dict) -> list[Path]:
     return []
 
 
+#: the shipped list of the ANI-Al model files (git blob id, ``model/<path>``), read here by
+#: file name: importing aedistill.data would cost the rules' parse a second
+ANI_AL_MODEL_MANIFEST = Path(__file__).parent / "data" / "ani_al_model.gitblob"
+
+
+def in_place(path: Path) -> bool:
+    """A download already at ``path``: a non-empty file, or the ANI-Al model folder holding
+    every file of :data:`ANI_AL_MODEL_MANIFEST` (the dataset job checks their contents)."""
+    if path.name == "ani-al-model":
+        lines = ANI_AL_MODEL_MANIFEST.read_text().splitlines()
+        rels = [line.split(maxsplit=1)[1].removeprefix("model/") for line in lines if line.strip()]
+        return all((path / rel).is_file() for rel in rels)
+    return path.is_file() and path.stat().st_size > 0
+
+
+def pending_downloads(run: str, source: str, settings: dict) -> list[Path]:
+    """The :func:`downloads` not yet in place: only these are a rule's output (data.smk), so
+    Snakemake can never delete or fetch again a file placed or downloaded before, whatever
+    its modification time (an output older than its rule's script is "code has changed")."""
+    return [p for p in downloads(run, source, settings) if not in_place(p)]
+
+
 def split(run: str) -> Path:
     return run_dir(run) / "data" / "split.json"
 

@@ -38,6 +38,7 @@ from aedistill.arch import Arch
 from aedistill.checkpoint import load_checkpoint, save_checkpoint
 from aedistill.convergence import assess_convergence
 from aedistill.database import cache_pairs, make_database, role_labels
+from aedistill.device import resolve_device
 from aedistill.errors import UserInputError
 from aedistill.evaluation import model_metrics
 from aedistill.io import write_csv, write_json
@@ -194,23 +195,6 @@ def _controller_class():
             )
 
     return MinEpochPatienceController
-
-
-def resolve_device(requested: str, cuda_available: bool | None = None) -> str:
-    """``training.device`` (auto | cpu | cuda) as the device to train on: auto = cuda when
-    torch sees a CUDA device, else cpu; cuda without one is a :class:`UserInputError`."""
-    if cuda_available is None:
-        cuda_available = torch.cuda.is_available()
-    if requested == "auto":
-        return "cuda" if cuda_available else "cpu"
-    if requested == "cuda" and not cuda_available:
-        raise UserInputError(
-            "training.device is 'cuda' but torch sees no CUDA device (use auto or cpu, or a "
-            "CUDA build of torch: TORCH_SPEC)"
-        )
-    if requested not in ("cpu", "cuda"):
-        raise UserInputError(f"training.device: {requested!r} is not one of auto, cpu, cuda")
-    return requested
 
 
 def _setup_loop(

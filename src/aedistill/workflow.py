@@ -9,16 +9,17 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from aedistill.device import job_device, set_kernels
 from aedistill.errors import UserInputError
 
-DEFAULT_KERNELS = "_pytorch_raw"
 
-
-def set_threads(threads: int) -> None:
-    """Pin BLAS/OpenMP/torch threads to the job's Snakemake ``threads``."""
+def set_threads(threads: int, device: str = "cpu") -> None:
+    """Pin BLAS/OpenMP/torch threads to the job's Snakemake ``threads``; hippynn's kernels for
+    a job on ``device`` (:func:`aedistill.device.set_kernels`: ``_pytorch_raw`` on the CPU,
+    hippynn's own on CUDA)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
-    os.environ.setdefault("HIPPYNN_USE_CUSTOM_KERNELS", DEFAULT_KERNELS)
+    set_kernels(device)
     if "torch" in sys.modules:
         import torch
 
@@ -29,9 +30,11 @@ def set_threads(threads: int) -> None:
 def script_logging(smk: Any) -> Iterator[logging.Logger]:
     """Log to the rule's log file (and stderr); turn a UserInputError into one line + exit 1.
 
-    Threads are pinned from ``smk.threads`` before torch is imported by the job.
+    Threads are pinned from ``smk.threads``, and hippynn's kernels chosen for the device the
+    job's config sections ask for (``params.config``), before the job imports hippynn.
     """
-    set_threads(int(getattr(smk, "threads", 1) or 1))
+    config = getattr(getattr(smk, "params", None), "config", None)
+    set_threads(int(getattr(smk, "threads", 1) or 1), job_device(config))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     log_files = list(getattr(smk, "log", []) or [])
     if log_files:

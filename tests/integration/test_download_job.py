@@ -6,6 +6,8 @@ treats it like any other URL), checked by its git blob id as the real one is."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 
 import numpy as np
@@ -78,3 +80,34 @@ def test_preplaced_archive_is_used_without_a_download(repo, tmp_path):
     assert (
         r.returncode != 0 and "does not match dataset.ani_al.git_blob_sha1" in r.stdout + r.stderr
     )
+
+
+def test_placed_archive_older_than_the_code_is_never_deleted(repo, tmp_path):
+    """An archive placed long ago (scp -p, rsync -a, downloaded before the clone) is older than
+    the download rule's script: Snakemake used to plan the download for it ("code has
+    changed"), deleting the file, then fail offline. It is no rule's output now."""
+    archive, _ = _make_archive(tmp_path, np.random.default_rng(5))
+    (tmp_path / "wf").mkdir()
+    workdir = _copy_workflow(repo, tmp_path / "wf")
+    cfg = _config(workdir, archive, (tmp_path / "nowhere.tgz").as_uri())  # offline
+    cached = workdir / "results" / "dl" / "data" / "cache" / "Al-data.tgz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(archive.read_bytes())
+    past = 946684800  # 2000-01-01, older than every file of the checkout
+    os.utime(cached, (past, past))
+    script = workdir / "workflow" / "scripts" / "download.py"
+    assert cached.stat().st_mtime < script.stat().st_mtime
+    r = _snakemake(workdir, "dataset", "-n", "--configfile", cfg)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert _job_counts(r.stdout) == {"dataset": 1, "total": 1}, r.stdout[-2000:]
+    r = _snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert cached.read_bytes() == archive.read_bytes() and cached.stat().st_mtime == past
+    assert load_dataset(workdir / "results" / "dl" / "data" / "dataset.h5").n_conf == 6
+    r = _snakemake(workdir, "dataset", "-n", "--configfile", cfg)
+    assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
+
+
+def _job_counts(out: str) -> dict[str, int]:
+    block = out.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", block, re.M)}

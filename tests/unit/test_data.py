@@ -279,3 +279,34 @@ def test_atomic_path_leaves_nothing_on_error_and_usual_permissions(tmp_path):
     assert not target.exists() and not list(tmp_path.iterdir())
     write_json(target, {"a": 1})
     assert target.stat().st_mode & 0o044 == 0o044  # group/other readable under umask 022
+
+
+def test_downloads_in_place_are_no_rules_output(tmp_path, monkeypatch):
+    """paths.pending_downloads: a non-empty archive, or a model folder with every manifest
+    file, is in place (no download rule then); an empty file or a partial folder is not."""
+    from aedistill import paths
+
+    monkeypatch.chdir(tmp_path)
+    cache = paths.download_cache("r")
+    assert paths.pending_downloads("r", "ani-al", {}) == [cache / "Al-data.tgz"]
+    cache.mkdir(parents=True)
+    (cache / "Al-data.tgz").write_bytes(b"")
+    assert paths.pending_downloads("r", "ani-al", {}) == [cache / "Al-data.tgz"]
+    (cache / "Al-data.tgz").write_bytes(b"x")
+    assert paths.pending_downloads("r", "ani-al", {}) == []
+    assert paths.pending_downloads("r", "emt", {}) == []
+    model = cache / "ani-al-model"
+    rels = [
+        line.split()[1].removeprefix("model/")
+        for line in paths.ANI_AL_MODEL_MANIFEST.read_text().splitlines()
+        if line.strip()
+    ]
+    assert len(rels) > 8
+    for rel in rels[:-1]:
+        (model / rel).parent.mkdir(parents=True, exist_ok=True)
+        (model / rel).write_text("placed")
+    assert paths.pending_downloads("r", "ani-al-model", {}) == [model]  # one file missing
+    (model / rels[-1]).write_text("placed")
+    assert paths.pending_downloads("r", "ani-al-model", {}) == []
+    # a local copy elsewhere: nothing to download at all
+    assert paths.downloads("r", "ani-al-model", {"ani_al_model": {"local_dir": "/x"}}) == []

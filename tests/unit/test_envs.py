@@ -259,6 +259,29 @@ def test_post_deploy_installs_the_package_from_the_repository(path, tmp_path):
     assert r.returncode != 0 and "pyproject.toml" in r.stderr
 
 
+@pytest.mark.parametrize("name", ["train", "lammps"])
+def test_post_deploy_installs_the_torch_build_of_torch_spec(name, tmp_path):
+    """TORCH_SPEC chooses the envs' torch build as it does for make: torch is uninstalled
+    (pip would keep a 2.13.0 of another build) and installed from the spec."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python").write_text('#!/bin/sh\necho "$*" >> "$RECORD"\n')
+    (fake / "python").chmod(0o755)
+    spec = "torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
+    env = os.environ | {"PATH": f"{fake}:{os.environ['PATH']}", "RECORD": str(tmp_path / "rec"),
+                        "TORCH_SPEC": spec, "CONDA_PREFIX": str(tmp_path)}  # fmt: skip
+    script = REPO / "envs" / f"{name}.post-deploy.sh"
+    r = subprocess.run(["bash", str(script)], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "rec").read_text().splitlines()[1:] == [
+        "-m pip uninstall --quiet -y torch",
+        f"-m pip install --quiet {spec}",
+    ]
+    assert (tmp_path / ".torch-spec").read_text() == spec + "\n"
+    # the plots env has no torch: its script leaves TORCH_SPEC alone
+    assert "TORCH_SPEC" not in (REPO / "envs" / "plots.post-deploy.sh").read_text()
+
+
 def _allowed_distributions(env_path: Path) -> set[str]:
     """The env's distributions and, recursively, what they require (installed metadata)."""
     import importlib.metadata as md

@@ -180,6 +180,16 @@ def test_torch_spec_change_reinstalls_torch(tmp_path):
         "-m pip install -q -e .[dev]",
     ]
     assert (venv / ".torch-spec").read_text() == cuda + "\n"
+    record.unlink()
+    # a later make without TORCH_SPEC (make run, make gpu-check) keeps the installed build
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_SPEC"}
+    r = subprocess.run(
+        ["make", "-C", str(REPO), f"VENV={venv}", f"{venv}/.installed"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert not record.exists() and "TORCH_SPEC changed" not in r.stdout
+    assert (venv / ".torch-spec").read_text() == cuda + "\n"
 
 
 def test_without_apt_the_upstream_tarball_is_downloaded(tmp_path):

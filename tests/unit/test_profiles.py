@@ -159,3 +159,53 @@ def test_paper_profile_is_the_slurm_profile_plus_paper_resources():
     assert r.returncode == 0, r.stderr[-2000:]
     missing = sorted(set(res) - set(r.stdout.split()))
     assert not missing, f"slurm-paper names rules the workflow lacks: {missing}"
+
+
+def test_site_profile_adds_the_sites_settings_and_keeps_the_gpus(tmp_path):
+    """`aedistill profile`: the shipped paper profile plus partition/account/GPU model, read
+    back through Snakemake's own parser; every other value of the shipped profile kept."""
+    from snakemake.cli import get_argument_parser
+
+    from aedistill.cli import main
+    from aedistill.profile import GPU_RULES
+
+    out = tmp_path / "site"
+    argv = ["profile", "--from", str(PROFILES["slurm-paper"].parent), "--out", str(out),
+            "--partition", "cpu", "--gpu-partition", "gpu", "--account", "proj1",
+            "--gpu-model", "a100"]  # fmt: skip
+    assert main(argv) == 0
+    site, paper = yaml.safe_load((out / "config.yaml").read_text()), _profile("slurm-paper")
+    for key in set(paper) - {"default-resources", "set-resources"}:
+        assert site[key] == paper[key], key
+    assert site["default-resources"] == paper["default-resources"] | {
+        "slurm_partition": "cpu",
+        "slurm_account": "proj1",
+    }
+    for rule, res in paper["set-resources"].items():
+        added = {"slurm_partition": "gpu", "gpu_model": "a100"} if rule in GPU_RULES else {}
+        assert site["set-resources"][rule] == res | added, rule
+    args = get_argument_parser(profiles=[str(out)]).parse_args([])
+    assert args.executor == "slurm" and int(args.retries) == paper["retries"]
+    teacher = {k: v.raw for k, v in args.set_resources["train_teacher"].items()}
+    assert teacher == {
+        "gpu": 1, "runtime": 1440, "mem_mb": 16000, "slurm_partition": "gpu", "gpu_model": "a100"
+    }  # fmt: skip
+    assert args.default_resources["slurm_account"].raw == "proj1"
+    # an existing profile is not replaced without --force; a bad name is refused in one line
+    assert main(argv) == 1
+    assert main([*argv, "--force", "--gpus", "2"]) == 0
+    assert (
+        yaml.safe_load((out / "config.yaml").read_text())["set-resources"]["train_model"]["gpu"]
+        == 2
+    )
+    assert main([*argv, "--force", "--account", "my project"]) == 1
+
+
+def test_site_profile_errors_name_the_file(tmp_path, capsys):
+    from aedistill.cli import main
+
+    assert main(["profile", "--from", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'nope' / 'config.yaml'}: no such profile (expected a profile "
+        "directory)"
+    )

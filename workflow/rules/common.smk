@@ -99,6 +99,13 @@ EFF_SEEDS = set(config["efficiency"]["seeds"])
 EFF_DEVICE = config["efficiency"]["device"]
 
 
+def timing_slot(wildcards):
+    """A timing job's claim on the global `timing_slot`: 1 when jobs run on this machine (no
+    two timings overlap), 0 under a cluster executor, where each has its own allocation
+    (evaluated when the DAG is built, once Snakemake knows its executor)."""
+    return 1 if workflow.local_exec else 0
+
+
 def efficiency_models():
     """(role, arch, seed) of every timed model: trained models whose seed is in efficiency.seeds."""
     return [(r, a, s) for r, a, s in all_models() if s in EFF_SEEDS]

@@ -5,9 +5,17 @@
 DATASET_ENV = "lammps" if config["dataset"]["source"] == "meam" else "train"
 # What the ANI-Al sources download: fetched by a local job on the submit host (compute nodes
 # often have no internet); files placed at these paths beforehand are used (after their
-# checks) and nothing is downloaded (docs/paper-run.md).
+# checks in the dataset job) and nothing is downloaded (docs/paper-run.md).
 DOWNLOADS = [
     str(p) for p in paths.downloads(RUN, config["dataset"]["source"], config["dataset"])
+]
+# Only what is not yet in place is the download rule's output: a placed (or once downloaded)
+# file is no rule's output, so Snakemake never deletes or re-downloads it, however old.
+PENDING_DOWNLOADS = [
+    str(p)
+    for p in paths.pending_downloads(
+        RUN, config["dataset"]["source"], config["dataset"]
+    )
 ]
 
 
@@ -37,14 +45,14 @@ rule dataset:
         "../scripts/build_dataset.py"
 
 
-if DOWNLOADS:
+if PENDING_DOWNLOADS:
 
     localrules:
         download,
 
     rule download:
         output:
-            [p if p.endswith(".tgz") else directory(p) for p in DOWNLOADS],
+            [p if p.endswith(".tgz") else directory(p) for p in PENDING_DOWNLOADS],
         log:
             log_of(paths.download_cache(RUN) / "download"),
         conda:

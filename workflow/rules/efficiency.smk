@@ -2,11 +2,14 @@
 # model, and the tidy table tables/efficiency.csv joined with the accuracy columns of
 # tables/models.csv. Named target: `efficiency`.
 #
-# Timings must not share the CPU with each other: every timing job takes one unit of the
-# custom resource `timing_slot`. Snakemake only enforces a custom resource given globally,
-# so profiles (and the command line) set `resources: timing_slot=1`; without it timing jobs
-# may overlap and their numbers are noisier. Memory probes measure per-process RSS (or GPU
-# peak memory) and may run beside other jobs.
+# Timings must not share the CPU with each other: on the local machine every timing job
+# takes one unit of the custom resource `timing_slot`. Snakemake only enforces a custom
+# resource given globally, so profiles/default (and the command line) set
+# `resources: timing_slot=1`; without it timing jobs may overlap and their numbers are
+# noisier. Under a cluster executor (SLURM) each timing job gets its own allocation, and the
+# global limit would only queue them one after another (72 jobs of up to 4 h for the paper):
+# there they claim no slot and run in parallel (timing_slot, common.smk). Memory probes
+# measure per-process RSS (or GPU peak memory) and may run beside other jobs.
 
 
 rule timing:
@@ -24,7 +27,7 @@ rule timing:
     resources:
         mem_mb=4000,
         runtime=60,
-        timing_slot=1,
+        timing_slot=timing_slot,
         gpu=1 if EFF_DEVICE == "cuda" else 0,
     params:
         config=config_sections("efficiency", "dataset"),

@@ -2,7 +2,7 @@
 
 :func:`train_stack_job` is the stacked counterpart of :func:`aedistill.training.train_model`:
 it trains e.g. control and student × 4 seeds of one architecture as one
-:class:`aedistill.fasttrain.StackTrainer` and writes, for every model, the same files into
+:class:`aedistill.fast.StackTrainer` and writes, for every model, the same files into
 its own directory — ``model.pt`` (best validation epoch), ``history.csv`` (plus the
 ``valid_loss`` column) and ``metrics.json`` (test metrics as ``train_model`` writes them plus
 the convergence record of :mod:`aedistill.convergence`). A stack checkpoint (written every
@@ -29,7 +29,7 @@ import torch
 from aedistill.arch import Arch
 from aedistill.convergence import assess_convergence
 from aedistill.evaluation import model_metrics
-from aedistill.fasttrain import StackSettings, StackTrainer, member_for_role
+from aedistill.fast import StackSettings, StackTrainer, member_for_role
 from aedistill.io import atomic_path, write_csv, write_json
 from aedistill.models import save_model
 from aedistill.training import TrainResult

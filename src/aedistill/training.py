@@ -344,7 +344,7 @@ def train_model(
 def _train_fast(
     config, role, arch: Arch, seed, dataset, split, out: Path, labels, run, max_epochs, callbacks
 ) -> TrainResult | None:
-    """``train_model`` through the stacked engine (:mod:`aedistill.fasttrain`) as a stack of
+    """``train_model`` through the stacked engine (:mod:`aedistill.fast`) as a stack of
     one; None (and a log line) where the engine does not support the model."""
     from aedistill.fastjob import JobModel, train_stack_job
 

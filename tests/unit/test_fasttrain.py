@@ -1,4 +1,4 @@
-"""Fast stacked training (aedistill.fasttrain) against hippynn, the independent path.
+"""Fast stacked training (aedistill.fast) against hippynn, the independent path.
 
 Everything in float64: energies, forces, ε, hierarchicality and every loss term equal
 hippynn's; gradients and one epoch of Adam steps equal hippynn's training step; a stack of
@@ -16,7 +16,7 @@ import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from aedistill import fasttrain as ft
+from aedistill import fast as ft
 from aedistill.config import validate_config
 from aedistill.data.canonical import from_atoms_list
 from aedistill.data.emt import rattled_fcc_emt
@@ -297,7 +297,7 @@ def _run_both_controllers(metrics, min_epochs: int = 0) -> list[float]:
     from aedistill.training import _controller_class
 
     settings = ft.StackSettings(1e-3, 0.5, 2, 4, 4, 0.0, 0.0, 1.0)
-    mine = ft._Control(1e-3, settings, max_epochs=30, min_epochs=min_epochs)
+    mine = ft.Control(1e-3, settings, max_epochs=30, min_epochs=min_epochs)
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
     sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=2)
     ref = _controller_class()(

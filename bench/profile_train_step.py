@@ -41,7 +41,7 @@ def main() -> None:
 
     from aedistill import fast as ft
     from aedistill.database import _Batches
-    from aedistill.training import prepare_training
+    from aedistill.hippynn_train import prepare_training
 
     config, ds, split = default_data(args.cache)
     bs = int(config["training"]["batch_size"])

@@ -26,9 +26,10 @@ from aedistill.data.split import Split, make_split
 from aedistill.errors import UserInputError
 from aedistill.evaluation import evaluate_model
 from aedistill.fastcalc import fast_calculator
+from aedistill.hippynn_train import prepare_training
 from aedistill.initial import initial_graph
 from aedistill.roles import plan_role
-from aedistill.training import prepare_training, train_model
+from aedistill.training import train_model
 
 ARCH = "L1-W6-S4"
 

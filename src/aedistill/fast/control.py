@@ -12,7 +12,7 @@ from aedistill.fast.members import StackSettings
 
 class Control:
     """hippynn's PatienceController (with aedistill's ``min_epochs``: no plateau step and no
-    patience before it, as :func:`aedistill.training._controller_class`) for one model, with
+    patience before it, as :func:`aedistill.hippynn_train.controller_class`) for one model, with
     torch's ReduceLROnPlateau on a one-parameter stand-in optimiser (its lr is the model's).
     Epochs are 0-based here, as in hippynn."""
 

@@ -48,39 +48,28 @@ class StackLayout:
     """
 
     def __init__(self, modules) -> None:
-        from hippynn.layers.hiplayers.interactions import InteractLayer, InteractLayerVec
-        from hippynn.layers.hiplayers.sensitivity import CosCutoff, InverseSensitivityModule
-        from hippynn.layers.transform import ResNetWrapper
-
-        net, he = modules["network"], modules["henergy"]
-        if len(net.blocks) != 1:
-            raise NotImplementedError(
-                f"fast training supports 1 interaction layer, got {len(net.blocks)}"
-            )
-        blk = net.blocks[0]
-        wrap = blk[0]
-        if not isinstance(wrap, ResNetWrapper) or not all(
-            isinstance(b, ResNetWrapper) for b in blk
-        ):
-            raise NotImplementedError("fast training needs resnet=True")
-        lay = wrap.base_layer
-        if type(lay) not in (InteractLayer, InteractLayerVec):
-            raise NotImplementedError(f"unsupported interaction layer {type(lay).__name__}")
-        sens = lay.sensitivity
-        if type(sens) is not InverseSensitivityModule or type(sens.cutoff) is not CosCutoff:
-            raise NotImplementedError("fast training: inverse sensitivities, cosine cutoff only")
-        if not isinstance(net.activation, torch.nn.Softplus) or net.activation.beta != 1:
-            raise NotImplementedError("fast training: softplus activation only")
-        if he.first_is_interacting or len(he.layers) != 2:
-            raise NotImplementedError("fast training: HEnergy over input + 1 interaction layer")
-        self.vec = type(lay) is InteractLayerVec
+        net, blk, lay = _supported_parts(modules)
+        self.vec = type(lay).__name__ == "InteractLayerVec"
         self.cusp_reg = float(lay.cusp_reg) if self.vec else 0.0
         self.n_dist = int(lay.n_dist)
         self.nf_in = int(lay.nf_in)
         self.width = int(lay.nf_out)
         self.n_atom_layers = len(blk) - 1
-        self.rc = float(sens.cutoff.hard_max_dist)
+        self.rc = float(lay.sensitivity.cutoff.hard_max_dist)
         self.elements = [int(z) for z in torch.as_tensor(net.species_set).tolist()][1:]
+        self.slots = self._slots(blk)
+        n_mapped = sum(s.get(modules).numel() for s in self.slots)
+        n_params = sum(p.numel() for p in modules.parameters())
+        if n_mapped != n_params:
+            raise NotImplementedError(
+                f"fast training maps {n_mapped} of the model's {n_params} weights"
+            )
+        l2_ids = {id(p) for p in net.regularization_params()}
+        if l2_ids != {id(s.get(modules)) for s in self.slots if s.l2}:
+            raise NotImplementedError("fast training: L2 parameters differ from hippynn's")
+
+    def _slots(self, blk) -> list[_Slot]:
+        """The stacked weights in order: interaction layer, atom layers, energy head."""
         K, n = self.n_dist, self.nf_in
 
         def int_to(w):  # (K, W, n) -> (n*K, W), row f*K + k (element-major)
@@ -107,34 +96,21 @@ class StackLayout:
             _Slot("res0_w", lambda m: _blk(m)[0].res_layer.weight, _t, _t, True),
             _Slot("res0_b", lambda m: _blk(m)[0].res_layer.bias, _same, _same, False),
         ]
-        if wrap.needs_size_adjust:
+        if blk[0].needs_size_adjust:
             slots.append(_Slot("adj0_w", lambda m: _blk(m)[0].adjust_layer.weight, _t, _t, True))
         for i in range(1, self.n_atom_layers + 1):
-            if blk[i].needs_size_adjust:
-                raise NotImplementedError("fast training: atom layers of equal width only")
             slots += [
                 _Slot(f"lin{i}_w", lambda m, i=i: _blk(m)[i].base_layer.weight, _t, _t, True),
                 _Slot(f"lin{i}_b", lambda m, i=i: _blk(m)[i].base_layer.bias, _same, _same, False),
                 _Slot(f"res{i}_w", lambda m, i=i: _blk(m)[i].res_layer.weight, _t, _t, True),
                 _Slot(f"res{i}_b", lambda m, i=i: _blk(m)[i].res_layer.bias, _same, _same, False),
             ]
-        if he.layers[0].bias is not None:
-            raise NotImplementedError("fast training: HEnergy's first layer has no bias")
         slots += [
             _Slot("head0_w", lambda m: m["henergy"].layers[0].weight, _t, _t, False),
             _Slot("head1_w", lambda m: m["henergy"].layers[1].weight, _t, _t, False),
             _Slot("head1_b", lambda m: m["henergy"].layers[1].bias, _same, _same, False),
         ]
-        self.slots = slots
-        n_mapped = sum(s.get(modules).numel() for s in slots)
-        n_params = sum(p.numel() for p in modules.parameters())
-        if n_mapped != n_params:
-            raise NotImplementedError(
-                f"fast training maps {n_mapped} of the model's {n_params} weights"
-            )
-        l2_ids = {id(p) for p in net.regularization_params()}
-        if l2_ids != {id(s.get(modules)) for s in slots if s.l2}:
-            raise NotImplementedError("fast training: L2 parameters differ from hippynn's")
+        return slots
 
     def stack(self, modules_list: Sequence[Any], dtype: torch.dtype) -> dict[str, torch.Tensor]:
         """Stacked leaf tensors from hippynn modules, one row per model.
@@ -170,3 +146,35 @@ def _blk(m):
 
 def _lay(m):
     return _blk(m)[0].base_layer
+
+
+def _supported_parts(modules):
+    """(network, its interaction block, the interaction layer) of a model the fast engine
+    supports; ``NotImplementedError`` naming what it does not."""
+    from hippynn.layers.hiplayers.interactions import InteractLayer, InteractLayerVec
+    from hippynn.layers.hiplayers.sensitivity import CosCutoff, InverseSensitivityModule
+    from hippynn.layers.transform import ResNetWrapper
+
+    net, he = modules["network"], modules["henergy"]
+    if len(net.blocks) != 1:
+        raise NotImplementedError(
+            f"fast training supports 1 interaction layer, got {len(net.blocks)}"
+        )
+    blk = net.blocks[0]
+    if not all(isinstance(b, ResNetWrapper) for b in blk):
+        raise NotImplementedError("fast training needs resnet=True")
+    lay = blk[0].base_layer
+    if type(lay) not in (InteractLayer, InteractLayerVec):
+        raise NotImplementedError(f"unsupported interaction layer {type(lay).__name__}")
+    sens = lay.sensitivity
+    if type(sens) is not InverseSensitivityModule or type(sens.cutoff) is not CosCutoff:
+        raise NotImplementedError("fast training: inverse sensitivities, cosine cutoff only")
+    if not isinstance(net.activation, torch.nn.Softplus) or net.activation.beta != 1:
+        raise NotImplementedError("fast training: softplus activation only")
+    if he.first_is_interacting or len(he.layers) != 2:
+        raise NotImplementedError("fast training: HEnergy over input + 1 interaction layer")
+    if any(b.needs_size_adjust for b in blk[1:]):
+        raise NotImplementedError("fast training: atom layers of equal width only")
+    if he.layers[0].bias is not None:
+        raise NotImplementedError("fast training: HEnergy's first layer has no bias")
+    return net, blk, lay

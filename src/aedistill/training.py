@@ -178,9 +178,7 @@ def train_stack_job(
     directory), the others alone (see :func:`train_job`)."""
     if not models:
         raise ValueError("a stack job needs at least one model")
-    stack_ck = Path(checkpoint) if checkpoint is not None else None
-    if stack_ck is None:
-        stack_ck = Path(models[0].out_dir).resolve() / "stack-checkpoint.pt"
+    stack_ck = Path(checkpoint or Path(models[0].out_dir).resolve() / "stack-checkpoint.pt")
     return train_job(
         config,
         arch,
@@ -218,22 +216,20 @@ def train_job(
     jobs = [_Job(m.role, int(m.seed), _output_dir(m.out_dir), m.labels) for m in models]
     if order_seed is None:
         order_seed = int(config["training"]["order_seed"])
-    results: dict[int, TrainResult] = {}
-    loop = None
+    stack = None
     if choose_engine(config, arch.slug, device) == "fast":
-        loop = _fast_loop(config, arch, jobs, dataset, split, order_seed, max_epochs)
-    if loop is not None:
-        ck = stack_checkpoint if stack_checkpoint is not None else jobs[0].out_dir / "checkpoint.pt"
-        done = _drive(loop, jobs, Path(ck), config, arch, dataset, split, run, callbacks)
-        results.update(enumerate(done))
-    for k, jm in enumerate(jobs):
-        if k not in results:
-            from aedistill.hippynn_train import HippynnLoop
+        stack = _fast_loop(config, arch, jobs, dataset, split, order_seed, max_epochs)
+    if stack is not None:
+        ck = Path(stack_checkpoint or jobs[0].out_dir / "checkpoint.pt")
+        return _drive(stack, jobs, ck, config, arch, dataset, split, run, callbacks)
+    from aedistill.hippynn_train import HippynnLoop
 
-            loop = HippynnLoop(config, arch, jm, dataset, split, device, max_epochs)
-            ck = jm.out_dir / "checkpoint.pt"
-            (results[k],) = _drive(loop, [jm], ck, config, arch, dataset, split, run, callbacks)
-    return [results[k] for k in range(len(jobs))]
+    results = []
+    for jm in jobs:
+        loop = HippynnLoop(config, arch, jm, dataset, split, device, max_epochs)
+        ck = jm.out_dir / "checkpoint.pt"
+        results += _drive(loop, [jm], ck, config, arch, dataset, split, run, callbacks)
+    return results
 
 
 def _fast_loop(config, arch: Arch, jobs, dataset, split, order_seed: int, max_epochs):

@@ -80,3 +80,32 @@ def test_a_stack_job_records_the_fast_engine_and_its_stack(tmp_path):
     for r in train_stack_job(cfg(), ARCH, jobs, ds, split):
         assert r.metrics["engine"] == "fasttrain" and r.metrics["stack_size"] == 2
         assert r.metrics["device"] == "cpu"
+
+
+def test_a_stack_job_on_a_gpu_trains_its_models_there_with_hippynn(tmp_path, monkeypatch):
+    """device auto on a GPU machine: no CPU stack; every model of the job trains on cuda
+    with hippynn (the loops are replaced by recorders: this machine may have no GPU)."""
+    import aedistill.fast.loop
+    import aedistill.hippynn_train
+    import aedistill.training
+
+    made = []
+
+    class Recorder:
+        def __init__(self, config, arch, job, dataset, split, device, max_epochs=None):
+            made.append((job.role, job.seed, device))
+
+    def no_stack(*args, **kwargs):
+        raise AssertionError("a CPU stack on a GPU machine")
+
+    def drive(loop, jobs, *args):
+        assert isinstance(loop, Recorder) and len(jobs) == 1
+        return [f"{jobs[0].role}{jobs[0].seed}"]
+
+    monkeypatch.setattr(aedistill.training, "resolve_device", lambda requested: "cuda")
+    monkeypatch.setattr(aedistill.training, "_drive", drive)
+    monkeypatch.setattr(aedistill.hippynn_train, "HippynnLoop", Recorder)
+    monkeypatch.setattr(aedistill.fast.loop, "FastLoop", no_stack)
+    jobs = [JobModel("control", s, tmp_path / f"c{s}") for s in (0, 1)]
+    assert train_stack_job(cfg(stack_grid=True), ARCH, jobs, None, None) == ["control0", "control1"]
+    assert made == [("control", 0, "cuda"), ("control", 1, "cuda")]

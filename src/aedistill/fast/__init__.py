@@ -2,7 +2,7 @@
 
 Same model (hippynn ``HipnnVec``/``Hipnn`` with one interaction layer, inverse sensitivities,
 cosine cutoff, ResNet blocks, ``HEnergy`` head) and the same loss as
-:mod:`aedistill.training` (eq 2 / eq 5 with Lerr = RMSE + MAE)::
+the hippynn engine, :mod:`aedistill.hippynn_train` (eq 2 / eq 5 with Lerr = RMSE + MAE)::
 
     L_m = w_E Lerr(E/N) + w_F Lerr(F) [+ w_A Lerr(ε)] + w_L2 L2 + w_R R
 
@@ -20,8 +20,8 @@ itself is small. What replaces it (``bench/train_throughput.py --mode fast``):
   cosine cutoff with its derivative are computed once (numba cell list of
   :func:`aedistill.neighbours.half_pairs`). Pairs are stored per atom in padded neighbour slots
   ``(atom, slot)``; a batch is a row gather of these arrays.
-* **Fused pair kernels with hand-written first derivatives** (numba, :class:`SensEnv`,
-  :class:`PairForces`): one pass computes the sensitivities s_k(d), their derivative and
+* **Fused pair kernels with hand-written first derivatives** (numba, :class:`~aedistill.fast.ops.SensEnv`,
+  :class:`~aedistill.fast.ops.PairForces`): one pass computes the sensitivities s_k(d), their derivative and
   the environment sums env[i, c, f·K + k] = Σ_q U_c s_k (U = [1, r̂]); G = ∂E/∂env comes from
   autograd on the atom-level network (create_graph); the pair derivative
   ∂E/∂r_q = (Σ_k A_k s'_k) r̂ + (h − (h·r̂) r̂)/d with A = U G, h = s G_vec (as in

@@ -39,6 +39,11 @@ class Control:
         patience_limit = min(first + self.patience + 1, self._max_epochs)
         return max(min(self.min_epochs, self._max_epochs), patience_limit)
 
+    @property
+    def stop_reason(self) -> str:
+        """Why training stopped: the epoch limit (``max_epochs``) or the patience."""
+        return "max_epochs" if self.current_epoch >= self._max_epochs else "termination_patience"
+
     def push_epoch(self, epoch: int, better: bool, metric: float) -> bool:
         if better:
             self.boredom = 0

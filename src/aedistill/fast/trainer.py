@@ -359,10 +359,7 @@ class StackTrainer:
                 st.best_state = self.layout.export(self.params, r, self.templates[i])
                 st.best_epoch = epoch
             if not st.control.push_epoch(epoch - 1, better, metric):
-                ctl = st.control
-                st.stop_reason = (
-                    "max_epochs" if ctl.current_epoch >= ctl._max_epochs else "termination_patience"
-                )
+                st.stop_reason = st.control.stop_reason
                 done.append(r)
         self.epoch = epoch
         if done:

@@ -3,7 +3,7 @@ the fast stacked engine's step (same data, same batches).
 
 Today's step is hippynn's standard step on the pipeline's training modules (pair cache,
 eq 2 loss, Adam), batches gathered as :class:`aedistill.training._Batches` does; the new
-step is :meth:`aedistill.fasttrain.StackTrainer.train_step` for ``--models`` copies of the
+step is :meth:`aedistill.fast.StackTrainer.train_step` for ``--models`` copies of the
 same model. Prints ms per step of both and the top operators by self CPU time.
 
 Usage (default EMT data cached by bench/train_throughput.py)::
@@ -39,9 +39,9 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
     from train_throughput import default_data  # same directory (run as a script)
 
-    from aedistill import fasttrain as ft
+    from aedistill import fast as ft
     from aedistill.database import _Batches
-    from aedistill.training import prepare_training
+    from aedistill.hippynn_train import prepare_training
 
     config, ds, split = default_data(args.cache)
     bs = int(config["training"]["batch_size"])

@@ -2,7 +2,7 @@
 
 Trains ``--seeds`` controls of ``--arch`` for ``--epochs`` epochs on the default EMT data
 with :func:`aedistill.training.train_model` (one at a time) and with
-:func:`aedistill.fastjob.train_stack_job` (one stack). Same initial weights per seed; the
+:func:`aedistill.training.train_stack_job` (one stack). Same initial weights per seed; the
 batch orders differ (global RNG vs the stack's ``order_seed``), so the numbers agree to
 training noise, not to rounding. Prints test F-RMSE / E-RMSE per seed, mean ± sd, and the
 CPU seconds of both (setup and test evaluation included).
@@ -42,8 +42,7 @@ def main() -> None:
 
     from train_throughput import default_data  # same directory (run as a script)
 
-    from aedistill.fastjob import JobModel, train_stack_job
-    from aedistill.training import train_model
+    from aedistill.training import JobModel, train_model, train_stack_job
 
     logging.basicConfig(level=logging.WARNING)
     config, ds, split = default_data(args.cache)

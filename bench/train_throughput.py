@@ -3,7 +3,7 @@
 ``--mode fast`` (default): model-epochs per CPU-second of
 
 * today: :func:`aedistill.training.train_model` (hippynn's loop; one model at a time), and
-* new: :class:`aedistill.fasttrain.StackTrainer` training the grid's models of one
+* new: :class:`aedistill.fast.StackTrainer` training the grid's models of one
   architecture as one stack (control + student × ``--seeds``; the teacher ensemble's
   ``--teacher-members`` for the teacher architecture),
 
@@ -138,7 +138,7 @@ def today_epochs(config, role, arch, ds, split, epochs: int) -> list[float]:
 
 def fast_epochs(config, roles_seeds, arch, ds, split, epochs: int) -> list[float]:
     """CPU seconds of epochs 2..E of one stack (all members, evaluation included)."""
-    from aedistill.fasttrain import StackSettings, StackTrainer, member_for_role
+    from aedistill.fast import StackSettings, StackTrainer, member_for_role
 
     members = []
     for role, seed in roles_seeds:

@@ -161,11 +161,6 @@ def teacher_md(
     """Snapshots of Langevin MD driven by ``calc`` from training configurations ``train``
     (indices into ``dataset``), following :func:`plan_trajectories` (see the module
     docstring). Returns (snapshots in trajectory order, number of abandoned trajectories)."""
-    from ase import units
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-
-    from aedistill.md import _min_distance
     from aedistill.rdf import FUSED_PAIR_DISTANCE_A
 
     rng = np.random.default_rng(settings.seed)
@@ -181,28 +176,7 @@ def teacher_md(
     while queue:
         temp, count = queue.pop(0)
         start = int(starts[k]) if k < len(starts) else int(rng.choice(train))
-        atoms = dataset.to_atoms(start)
-        atoms.calc = calc
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
-        dyn = Langevin(
-            atoms,
-            settings.timestep * units.fs,
-            temperature_K=temp,
-            friction=settings.friction / units.fs,
-            fixcm=False,
-            rng=rng,
-        )
-        dyn.run(settings.equilibration_steps)
-        kept = []
-        for _ in range(count):
-            dyn.run(settings.interval)
-            d = _min_distance(atoms, max(3.0, FUSED_PAIR_DISTANCE_A))
-            if not np.isfinite(atoms.get_potential_energy()) or d < FUSED_PAIR_DISTANCE_A:
-                break
-            snap = atoms.copy()
-            snap.calc = None
-            snap.wrap()
-            kept.append(Snapshot(snap, temp, float(atoms.get_temperature()), k, start, float(d)))
+        atoms, kept, d = _trajectory(dataset, start, temp, count, calc, settings, rng, k)
         out += kept
         if len(kept) < count:
             abandoned += 1
@@ -238,6 +212,43 @@ def teacher_md(
         )
         k += 1
     return out, abandoned
+
+
+def _trajectory(dataset: Dataset, start: int, temp: float, count: int, calc, settings, rng, k):
+    """One Langevin trajectory of ``calc`` at ``temp`` K from configuration ``start``:
+    (its atoms, up to ``count`` snapshots, the closest pair (Å) of the last step). It stops
+    early where atoms fused or the energy is not finite."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from aedistill.neighbours import min_distance
+    from aedistill.rdf import FUSED_PAIR_DISTANCE_A
+
+    atoms = dataset.to_atoms(start)
+    atoms.calc = calc
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
+    dyn = Langevin(
+        atoms,
+        settings.timestep * units.fs,
+        temperature_K=temp,
+        friction=settings.friction / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
+    dyn.run(settings.equilibration_steps)
+    kept = []
+    d = math.inf
+    for _ in range(count):
+        dyn.run(settings.interval)
+        d = min_distance(atoms, max(3.0, FUSED_PAIR_DISTANCE_A))
+        if not np.isfinite(atoms.get_potential_energy()) or d < FUSED_PAIR_DISTANCE_A:
+            break
+        snap = atoms.copy()
+        snap.calc = None
+        snap.wrap()
+        kept.append(Snapshot(snap, temp, float(atoms.get_temperature()), k, start, float(d)))
+    return atoms, kept, d
 
 
 # --------------------------------------------------------------------------- labels, spread
@@ -334,25 +345,7 @@ def make_augmentation(
     train = dataset.subset(split.train)
     spread_aug = member_spread(ds, lab)
     spread_train = member_spread(train, predict_members(paths, train))
-    temps = np.array([s.temperature for s in snaps])
-    per_t = []
-    for t in settings.temperatures:
-        sel = temps == t
-        per_t.append(
-            {
-                "temperature_K": t,
-                "n_configs": int(sel.sum()),
-                "kinetic_temperature_K_mean": float(
-                    np.mean([s.kinetic_temperature for s in snaps if s.temperature == t])
-                )
-                if sel.any()
-                else None,
-                "min_distance_A": min(
-                    (s.min_distance for s in snaps if s.temperature == t), default=None
-                ),
-                **{f"{k}_{m}": v for k, a in spread_aug.items() for m, v in _stats(a[sel]).items()},
-            }
-        )
+    per_t = _per_temperature(snaps, settings.temperatures, spread_aug)
     train_max = {k: float(v.max()) for k, v in spread_train.items()}
     summary = {
         "n_configs": ds.n_conf,
@@ -390,6 +383,31 @@ def make_augmentation(
         summary["spread"]["augmented_above_train_max"]["force_std_eV_per_A"],
     )
     return summary
+
+
+def _per_temperature(snaps: Sequence[Snapshot], temperatures, spread_aug) -> list[dict]:
+    """The summary's rows per MD temperature: count, mean kinetic temperature (K), closest
+    pair (Å) and the ensemble spread's statistics of its configurations."""
+    temps = np.array([s.temperature for s in snaps])
+    per_t = []
+    for t in temperatures:
+        sel = temps == t
+        per_t.append(
+            {
+                "temperature_K": t,
+                "n_configs": int(sel.sum()),
+                "kinetic_temperature_K_mean": float(
+                    np.mean([s.kinetic_temperature for s in snaps if s.temperature == t])
+                )
+                if sel.any()
+                else None,
+                "min_distance_A": min(
+                    (s.min_distance for s in snaps if s.temperature == t), default=None
+                ),
+                **{f"{k}_{m}": v for k, a in spread_aug.items() for m, v in _stats(a[sel]).items()},
+            }
+        )
+    return per_t
 
 
 def run(

@@ -1,6 +1,6 @@
 """``checkpoint.pt``: the progress of an interrupted training, written and read by one pair.
 
-A checkpoint holds a training's state (see ``aedistill.training._TrainState.state_dict``)
+A checkpoint holds a training's state (its epoch loop's ``state_dict``: :mod:`aedistill.training`)
 and an *identity* (role, architecture, seed, model spec, loss and the training settings that
 must not change between an interruption and its resumption). :func:`load_checkpoint` returns
 the state only for the same identity and format; anything else is ignored (with a warning)

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from aedistill.config import load_config
 
     if args.cmd == "study":
-        from aedistill.study import run_study
+        from aedistill.study_figures import run_study
 
         run_study(args.runs, args.out)
         return 0

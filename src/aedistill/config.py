@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from aedistill.arch import Arch
+from aedistill.engine import check_engine_config
 from aedistill.errors import UserInputError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +97,7 @@ def check_semantics(config: Mapping[str, Any], where: str = "config") -> None:
         raise UserInputError(
             f"{where}: key 'born_again.schedule': epochs must start at 1 and increase, got {sched}"
         )
+    check_engine_config(config, where)
 
 
 def exit_on_bad_config(

@@ -12,9 +12,10 @@ time went in the reference calculator, and what replaced it (measured, see ``ben
   the backward pass (recomputing the sensitivities rather than storing P×S arrays, so memory
   stays O(atoms)). Atoms beyond the hard cutoff are skipped in the kernel.
 * **Neighbour list.** ASE's ``primitive_neighbor_list`` costs ~400 µs per atom per build. Here
-  a numba cell list (any cell, periodic or not) builds *half* pairs within cutoff + skin; it is
-  rebuilt only when an atom moved more than skin/2 since the last build (Verlet list), so the
-  pair vectors are recomputed from the current positions each step.
+  the numba cell list of :mod:`aedistill.neighbours` (any cell, periodic or not) builds *half*
+  pairs within cutoff + skin; it is rebuilt only when an atom moved more than skin/2 since the
+  last build (Verlet list), so the pair vectors are recomputed from the current positions
+  each step.
 * **Everything else is hippynn's own code**: the interaction layers' weights, the vector-norm
   invariants, the ResNet wrappers, activations, atom layers and the HEnergy head run as torch
   modules copied from the model (``torch.autograd`` gives dE/d(environment)). No stress and no
@@ -29,515 +30,22 @@ calculator.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
-from numba import njit
 
-__all__ = ["FastHipnnCalculator", "FastPairModel", "half_pairs", "fast_calculator"]
+from aedistill.neighbours import half_pairs
+from aedistill.pairkernels import (
+    directed_terms,
+    env_backward,
+    env_backward_directed,
+    env_forward,
+    env_forward_directed,
+    pair_terms,
+)
 
-
-# ----------------------------------------------------------------------------- neighbour list
-@njit(cache=True)
-def _pairs_from_cells(
-    pos, orig, image, n_real, rcut, lo, nbins, binsize, count_only, out_i, out_j, out_t
-):
-    """Half pairs (i < j, or i == j with a positive image) within ``rcut`` via a cell list.
-
-    ``pos`` holds the real atoms first (image 0) and then their periodic images; ``orig`` the
-    real atom each entry is an image of and ``image`` its lattice translation.
-    """
-    m = pos.shape[0]
-    nbx, nby, nbz = nbins[0], nbins[1], nbins[2]
-    nb = nbx * nby * nbz
-    binof = np.empty(m, np.int64)
-    counts = np.zeros(nb + 1, np.int64)
-    for a in range(m):
-        bx = min(max(int((pos[a, 0] - lo[0]) / binsize[0]), 0), nbx - 1)
-        by = min(max(int((pos[a, 1] - lo[1]) / binsize[1]), 0), nby - 1)
-        bz = min(max(int((pos[a, 2] - lo[2]) / binsize[2]), 0), nbz - 1)
-        b = (bx * nby + by) * nbz + bz
-        binof[a] = b
-        counts[b + 1] += 1
-    for b in range(nb):
-        counts[b + 1] += counts[b]
-    start = counts.copy()
-    members = np.empty(m, np.int64)
-    fill = counts[:nb].copy()
-    for a in range(m):
-        b = binof[a]
-        members[fill[b]] = a
-        fill[b] += 1
-    rc2 = rcut * rcut
-    n = 0
-    for i in range(n_real):
-        b = binof[i]
-        bx = b // (nby * nbz)
-        by = (b // nbz) % nby
-        bz = b % nbz
-        for cx in range(max(bx - 1, 0), min(bx + 2, nbx)):
-            for cy in range(max(by - 1, 0), min(by + 2, nby)):
-                for cz in range(max(bz - 1, 0), min(bz + 2, nbz)):
-                    c = (cx * nby + cy) * nbz + cz
-                    for q in range(start[c], start[c + 1]):
-                        a = members[q]
-                        j = orig[a]
-                        if j < i:
-                            continue
-                        if j == i:
-                            t0, t1, t2 = image[a, 0], image[a, 1], image[a, 2]
-                            pos_img = t0 > 0 or (t0 == 0 and (t1 > 0 or (t1 == 0 and t2 > 0)))
-                            if not pos_img:
-                                continue
-                        dx = pos[a, 0] - pos[i, 0]
-                        dy = pos[a, 1] - pos[i, 1]
-                        dz = pos[a, 2] - pos[i, 2]
-                        if dx * dx + dy * dy + dz * dz < rc2:
-                            if not count_only:
-                                out_i[n] = i
-                                out_j[n] = j
-                                out_t[n, 0] = image[a, 0]
-                                out_t[n, 1] = image[a, 1]
-                                out_t[n, 2] = image[a, 2]
-                            n += 1
-    return n
-
-
-def half_pairs(positions: np.ndarray, cell: np.ndarray, pbc, rcut: float):
-    """Unordered pairs closer than ``rcut``: ``(i, j, shifts)`` with r_ij = R_j + S·cell − R_i.
-
-    Each pair appears once (i < j, or i == j for an atom and its own periodic image with a
-    positive image vector). Works for any cell (triclinic too) and mixed periodicity.
-    """
-    positions = np.ascontiguousarray(positions, dtype=np.float64)
-    cell = np.asarray(cell, dtype=np.float64)
-    pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
-    n = len(positions)
-    if n == 0:
-        z = np.zeros(0, np.int64)
-        return z, z, np.zeros((0, 3), np.int64)
-    # wrap periodic directions into the cell; remember the integer offsets
-    offsets = np.zeros((n, 3), np.int64)
-    wrapped = positions.copy()
-    reps = np.zeros(3, np.int64)
-    if pbc.any():
-        inv = np.linalg.inv(cell)
-        frac = positions @ inv
-        fl = np.floor(frac).astype(np.int64)
-        fl[:, ~pbc] = 0
-        offsets = fl
-        wrapped = positions - fl @ cell
-        volume = abs(np.linalg.det(cell))
-        for a in range(3):
-            if pbc[a]:
-                b, c = cell[(a + 1) % 3], cell[(a + 2) % 3]
-                spacing = volume / np.linalg.norm(np.cross(b, c))
-                reps[a] = math.ceil(rcut / spacing)
-    # periodic images within rcut of the wrapped cell
-    rng = [np.arange(-r, r + 1) for r in reps]
-    images = np.stack(np.meshgrid(*rng, indexing="ij"), -1).reshape(-1, 3)
-    images = images[np.argsort(np.abs(images).sum(1), kind="stable")]  # image 0 first
-    all_pos = [wrapped]
-    all_orig = [np.arange(n)]
-    all_img = [np.zeros((n, 3), np.int64)]
-    if len(images) > 1:
-        inv = np.linalg.inv(cell)
-        frac_w = wrapped @ inv
-        margin = np.zeros(3)
-        volume = abs(np.linalg.det(cell))
-        for a in range(3):
-            if pbc[a]:
-                b, c = cell[(a + 1) % 3], cell[(a + 2) % 3]
-                margin[a] = rcut / (volume / np.linalg.norm(np.cross(b, c)))
-        for t in images[1:]:
-            f = frac_w + t
-            keep = np.ones(n, bool)
-            for a in range(3):
-                if pbc[a]:
-                    keep &= (f[:, a] >= -margin[a]) & (f[:, a] < 1 + margin[a])
-            if keep.any():
-                idx = np.nonzero(keep)[0]
-                all_pos.append(wrapped[idx] + t @ cell)
-                all_orig.append(idx)
-                all_img.append(np.broadcast_to(t, (len(idx), 3)).copy())
-    pos = np.ascontiguousarray(np.concatenate(all_pos))
-    orig = np.concatenate(all_orig).astype(np.int64)
-    img = np.ascontiguousarray(np.concatenate(all_img).astype(np.int64))
-    lo = pos.min(0)
-    extent = pos.max(0) - lo
-    nbins = np.maximum(np.floor(extent / rcut).astype(np.int64), 1)
-    binsize = np.where(extent > 0, extent / nbins, 1.0) * (1 + 1e-12) + 1e-300
-    e_i = np.zeros(0, np.int64)
-    e_t = np.zeros((0, 3), np.int64)
-    count = _pairs_from_cells(pos, orig, img, n, rcut, lo, nbins, binsize, True, e_i, e_i, e_t)
-    pi = np.empty(count, np.int64)
-    pj = np.empty(count, np.int64)
-    pt = np.empty((count, 3), np.int64)
-    _pairs_from_cells(pos, orig, img, n, rcut, lo, nbins, binsize, False, pi, pj, pt)
-    # translate the image of the wrapped coordinates back to the caller's positions
-    shifts = pt - offsets[pj] + offsets[pi]
-    return pi, pj, shifts
-
-
-# ----------------------------------------------------------------------------- pair kernels
-@njit(cache=True)
-def _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, arg):
-    """Pairs within ``rc``: index, unit vector and 1/d, the cutoff's phase π d/(2 rc), and the
-    exponent −q²/2 of every sensitivity (q = (1/d − 1/μ_k) σ_k). Returns the count."""
-    n_s = mu_inv.shape[0]
-    rc2 = rc * rc
-    half_pi_rc = 0.5 * math.pi / rc
-    m = 0
-    for p in range(pi.shape[0]):
-        i = pi[p]
-        j = pj[p]
-        rx = r_pos[j, 0] + shiftvec[p, 0] - r_pos[i, 0]
-        ry = r_pos[j, 1] + shiftvec[p, 1] - r_pos[i, 1]
-        rz = r_pos[j, 2] + shiftvec[p, 2] - r_pos[i, 2]
-        d2 = rx * rx + ry * ry + rz * rz
-        if d2 > rc2:
-            continue
-        d = math.sqrt(d2)
-        inv = 1.0 / d
-        sel[m] = p
-        unit[m, 0] = rx * inv
-        unit[m, 1] = ry * inv
-        unit[m, 2] = rz * inv
-        unit[m, 3] = inv
-        cuts[m, 0] = half_pi_rc * d  # phase of the cosine cutoff (_finish_terms)
-        for k in range(n_s):
-            q = (inv - mu_inv[k]) * sigma[k]
-            arg[m, k] = -0.5 * q * q
-        m += 1
-    return m
-
-
-@njit(cache=True)
-def _pair_sensitivities(m, unit, cuts, mu_inv, sigma, base, dsens):
-    """From base = exp(−q²/2): s_k = base·cut (in place) and ds_k/dd (into ``dsens``)."""
-    n_s = mu_inv.shape[0]
-    for p in range(m):
-        inv = unit[p, 3]
-        cut = cuts[p, 0]
-        dcut = cuts[p, 1]
-        for k in range(n_s):
-            q = (inv - mu_inv[k]) * sigma[k]
-            b = base[p, k]
-            base[p, k] = b * cut
-            dsens[p, k] = b * (q * sigma[k] * inv * inv * cut + dcut)
-
-
-def _pair_terms(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc):
-    """(sel, unit, sens, dsens, m) of the pairs within ``rc``.
-
-    The exponentials go through torch's vectorised ``exp_`` in place on the numpy buffer
-    (:func:`_finish_terms`); the arithmetic around it stays in numba.
-    """
-    sel, unit, cuts, arg = _term_buffers(len(pi), len(mu_inv))
-    m = _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, arg)
-    return _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma, rc)
-
-
-def _term_buffers(n_pairs: int, n_s: int):
-    """Uninitialised (sel, unit, cuts, arg) rows for up to ``n_pairs`` pairs, filled by
-    :func:`_pair_geometry` or :func:`_directed_geometry`."""
-    return (
-        np.empty(n_pairs, np.int64),
-        np.empty((n_pairs, 4)),
-        np.empty((n_pairs, 2)),
-        np.empty((n_pairs, n_s)),
-    )
-
-
-def _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma, rc):
-    """Sensitivities and their derivatives from the geometry kernels' rows 0..m−1.
-
-    The cutoff cos²(x) and its derivative d/dd = −2 cos x sin x · π/(2 rc) from the phase
-    x = π d/(2 rc) that the kernels leave in ``cuts[:, 0]``: torch's SIMD cos and sin over all
-    pairs at once (libm's scalar ones inside the numba kernel cost more than the rest of it).
-    """
-    phase = torch.from_numpy(cuts[:m, 0])
-    cos = torch.cos(phase)
-    cuts[:m, 1] = torch.sin(phase).mul_(cos).mul_(-math.pi / rc).numpy()
-    cuts[:m, 0] = cos.mul_(cos).numpy()
-    sens = arg[:m]
-    # torch's SIMD exp (SLEEF), in place on the numpy buffer: per value 3.4 ns against
-    # numpy's 8.7 ns on this machine's AVX2 CPU (AVX-512 machines: numpy's 1.4 ns), and 19 ns
-    # for libm's scalar exp inside a numba loop; equal to 1 ulp
-    torch.from_numpy(sens).exp_()
-    dsens = np.empty((m, len(mu_inv)))
-    _pair_sensitivities(m, unit, cuts, mu_inv, sigma, sens, dsens)
-    return sel, unit, sens, dsens, m
-
-
-def _directed_terms(pairs, mu_inv, sigma, rc):
-    """(sel, unit, sens, dsens, m) of a full neighbour list, each physical pair once; fills
-    ``pairs.pj`` and ``pairs.both`` (see :func:`_directed_geometry`)."""
-    sel, unit, cuts, arg = _term_buffers(len(pairs.pi), len(mu_inv))
-    m = _directed_geometry(
-        pairs.pi,
-        pairs.pj_list,
-        pairs.rij,
-        pairs.n_first,
-        pairs.owner,
-        pairs.half,
-        mu_inv,
-        sigma,
-        rc,
-        sel,
-        pairs.pj,
-        pairs.both,
-        unit,
-        cuts,
-        arg,
-    )
-    return _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma, rc)
-
-
-@njit(cache=True)
-def _env_forward(pi, pj, sel, unit, sens, m, z, vec, env):
-    """env[a, f, k, c] += s_k(r) (rhat_c) z[b, f] over both directions of each half pair.
-
-    Layout (atom, feature, sensitivity, component): the 4 components of one update are
-    adjacent in memory.
-    """
-    n_s = sens.shape[1]
-    nf = z.shape[1]
-    for q in range(m):
-        p = sel[q]
-        i = pi[p]
-        j = pj[p]
-        if vec:
-            ux = unit[q, 0]
-            uy = unit[q, 1]
-            uz = unit[q, 2]
-            for k in range(n_s):
-                sk = sens[q, k]
-                for f in range(nf):
-                    zj = sk * z[j, f]
-                    zi = sk * z[i, f]
-                    env[i, f, k, 0] += zj
-                    env[j, f, k, 0] += zi
-                    env[i, f, k, 1] += ux * zj
-                    env[j, f, k, 1] -= ux * zi
-                    env[i, f, k, 2] += uy * zj
-                    env[j, f, k, 2] -= uy * zi
-                    env[i, f, k, 3] += uz * zj
-                    env[j, f, k, 3] -= uz * zi
-        else:
-            for k in range(n_s):
-                sk = sens[q, k]
-                for f in range(nf):
-                    env[i, f, k, 0] += sk * z[j, f]
-                    env[j, f, k, 0] += sk * z[i, f]
-
-
-@njit(cache=True)
-def _env_backward(pi, pj, sel, unit, sens, dsens, m, z, vec, g, need_gz, grad_r, grad_z):
-    """Chain rule of :func:`_env_forward`: g = dE/d env → dE/dR (grad_r) and dE/dz (grad_z)."""
-    n_s = sens.shape[1]
-    nf = z.shape[1]
-    for q in range(m):
-        p = sel[q]
-        i = pi[p]
-        j = pj[p]
-        ux = unit[q, 0]
-        uy = unit[q, 1]
-        uz = unit[q, 2]
-        inv = unit[q, 3]
-        de_dd = 0.0
-        gux = 0.0
-        guy = 0.0
-        guz = 0.0
-        for k in range(n_s):
-            sk = sens[q, k]
-            a_k = 0.0
-            hx = 0.0
-            hy = 0.0
-            hz = 0.0
-            for f in range(nf):
-                zj = z[j, f]
-                zi = z[i, f]
-                a_k += g[i, f, k, 0] * zj + g[j, f, k, 0] * zi
-                if vec:
-                    hx += g[i, f, k, 1] * zj - g[j, f, k, 1] * zi
-                    hy += g[i, f, k, 2] * zj - g[j, f, k, 2] * zi
-                    hz += g[i, f, k, 3] * zj - g[j, f, k, 3] * zi
-                if need_gz:
-                    ti = g[i, f, k, 0]
-                    tj = g[j, f, k, 0]
-                    if vec:
-                        ti += ux * g[i, f, k, 1] + uy * g[i, f, k, 2] + uz * g[i, f, k, 3]
-                        tj -= ux * g[j, f, k, 1] + uy * g[j, f, k, 2] + uz * g[j, f, k, 3]
-                    grad_z[j, f] += sk * ti
-                    grad_z[i, f] += sk * tj
-            de_dd += (a_k + hx * ux + hy * uy + hz * uz) * dsens[q, k]
-            gux += sk * hx
-            guy += sk * hy
-            guz += sk * hz
-        # dE/dr = dE/dd u + (dE/du − (dE/du·u) u) / d
-        gu_dot = gux * ux + guy * uy + guz * uz
-        fx = de_dd * ux + (gux - gu_dot * ux) * inv
-        fy = de_dd * uy + (guy - gu_dot * uy) * inv
-        fz = de_dd * uz + (guz - gu_dot * uz) * inv
-        grad_r[j, 0] += fx
-        grad_r[j, 1] += fy
-        grad_r[j, 2] += fz
-        grad_r[i, 0] -= fx
-        grad_r[i, 1] -= fy
-        grad_r[i, 2] -= fz
-
-
-@njit(cache=True)
-def _env_forward_directed(pi, pj, both, sel, unit, sens, m, z, vec, env):
-    """Pairs of a neighbour list with ghost atoms: env[i, f, k, c] += s_k(r_ij) (rhat_c) z[j, f],
-    and, where ``both[p]`` (j is a local atom too), the reverse term into atom j as in
-    :func:`_env_forward`. ``env`` has a row per local atom, ``z`` one per local or ghost atom.
-    """
-    n_s = sens.shape[1]
-    nf = z.shape[1]
-    for q in range(m):
-        p = sel[q]
-        i = pi[p]
-        j = pj[p]
-        two = both[p]
-        ux = unit[q, 0]
-        uy = unit[q, 1]
-        uz = unit[q, 2]
-        for k in range(n_s):
-            sk = sens[q, k]
-            for f in range(nf):
-                zj = sk * z[j, f]
-                env[i, f, k, 0] += zj
-                if vec:
-                    env[i, f, k, 1] += ux * zj
-                    env[i, f, k, 2] += uy * zj
-                    env[i, f, k, 3] += uz * zj
-                if two:
-                    zi = sk * z[i, f]
-                    env[j, f, k, 0] += zi
-                    if vec:
-                        env[j, f, k, 1] -= ux * zi
-                        env[j, f, k, 2] -= uy * zi
-                        env[j, f, k, 3] -= uz * zi
-
-
-@njit(cache=True)
-def _env_backward_directed(pi, pj, both, sel, unit, sens, dsens, m, z, vec, g, grad_pair):
-    """Chain rule of :func:`_env_forward_directed` with respect to each pair vector r_ij
-    (``grad_pair[p] = dE/dr_ij``; the features ``z`` are constants: one-hot species)."""
-    n_s = sens.shape[1]
-    nf = z.shape[1]
-    for q in range(m):
-        p = sel[q]
-        i = pi[p]
-        j = pj[p]
-        two = both[p]
-        ux = unit[q, 0]
-        uy = unit[q, 1]
-        uz = unit[q, 2]
-        inv = unit[q, 3]
-        de_dd = 0.0
-        gux = 0.0
-        guy = 0.0
-        guz = 0.0
-        for k in range(n_s):
-            sk = sens[q, k]
-            a_k = 0.0
-            hx = 0.0
-            hy = 0.0
-            hz = 0.0
-            for f in range(nf):
-                zj = z[j, f]
-                a_k += g[i, f, k, 0] * zj
-                if vec:
-                    hx += g[i, f, k, 1] * zj
-                    hy += g[i, f, k, 2] * zj
-                    hz += g[i, f, k, 3] * zj
-                if two:
-                    zi = z[i, f]
-                    a_k += g[j, f, k, 0] * zi
-                    if vec:
-                        hx -= g[j, f, k, 1] * zi
-                        hy -= g[j, f, k, 2] * zi
-                        hz -= g[j, f, k, 3] * zi
-            de_dd += (a_k + hx * ux + hy * uy + hz * uz) * dsens[q, k]
-            gux += sk * hx
-            guy += sk * hy
-            guz += sk * hz
-        gu_dot = gux * ux + guy * uy + guz * uz
-        grad_pair[p, 0] = de_dd * ux + (gux - gu_dot * ux) * inv
-        grad_pair[p, 1] = de_dd * uy + (guy - gu_dot * uy) * inv
-        grad_pair[p, 2] = de_dd * uz + (guz - gu_dot * uz) * inv
-
-
-@njit(cache=True)
-def _directed_geometry(
-    pair_i, pair_j, rij, n_first, owner, half, mu_inv, sigma, rc, sel, pj_eff, both, unit, cuts, arg
-):
-    """:func:`_pair_geometry` over a full neighbour list, each physical pair kept once.
-
-    A local-local pair is listed twice, (i, j) and (j, i): the (i < j) entry is kept with
-    ``both`` set (it feeds both environments). A pair with a ghost j whose owner
-    k = ``owner[j]`` is a listed local atom has a mirror entry (k, ghost of i): the entry
-    with i < k is kept as the pair (i, k) with ``both`` set, the other dropped. Pairs to
-    ghosts of unknown owner (``owner[j] < 0``) and self-images (k = i) are kept directed
-    (they feed i's environment only). With ``half`` the list is a half list (each physical
-    pair listed once, every ghost's owner known): every entry is kept, feeding both atoms
-    (i and the owner of j; a self-image feeds i twice, with opposite vectors). For a kept
-    entry p: ``sel[q] = p``, ``pj_eff[p]`` the atom whose environment the reverse term feeds,
-    ``both[p]`` whether it does. Returns the count kept within ``rc``.
-
-    The per-pair body repeats :func:`_pair_geometry`'s on purpose: one shared njit helper made
-    both kernels ~30 % slower, also with ``inline="always"`` (bench/lammps_vs_ase.py, L1-W8-S4:
-    ASE 9.10 → 12.49, LAMMPS 9.08 → 12.70 µs per atom-step)."""
-    n_s = mu_inv.shape[0]
-    rc2 = rc * rc
-    half_pi_rc = 0.5 * math.pi / rc
-    m = 0
-    for p in range(pair_i.shape[0]):
-        i = pair_i[p]
-        j = pair_j[p]
-        if half:
-            k = j if j < n_first else owner[j]
-            two = True
-        elif j < n_first:
-            if j <= i:
-                continue
-            k = j
-            two = True
-        else:
-            k = owner[j]
-            if k < 0 or k >= n_first or k == i:
-                k = j
-                two = False
-            elif k < i:
-                continue
-            else:
-                two = True
-        rx = rij[p, 0]
-        ry = rij[p, 1]
-        rz = rij[p, 2]
-        d2 = rx * rx + ry * ry + rz * rz
-        if d2 > rc2:
-            continue
-        d = math.sqrt(d2)
-        inv = 1.0 / d
-        sel[m] = p
-        pj_eff[p] = k
-        both[p] = two
-        unit[m, 0] = rx * inv
-        unit[m, 1] = ry * inv
-        unit[m, 2] = rz * inv
-        unit[m, 3] = inv
-        cuts[m, 0] = half_pi_rc * d  # phase of the cosine cutoff (_finish_terms)
-        for kk in range(n_s):
-            q = (inv - mu_inv[kk]) * sigma[kk]
-            arg[m, kk] = -0.5 * q * q
-        m += 1
-    return m
+__all__ = ["FastHipnnCalculator", "FastPairModel", "fast_calculator"]
 
 
 class _PairState:
@@ -557,13 +65,13 @@ class _EnvSum(torch.autograd.Function):
     def forward(ctx, z, r_pos, state, mu_inv, sigma, rc, vec):
         st = state
         n_s = len(mu_inv)
-        sel, unit, sens, dsens, m = _pair_terms(
+        sel, unit, sens, dsens, m = pair_terms(
             st.r_pos, st.shiftvec, st.pi, st.pj, mu_inv, sigma, rc
         )
         z64 = np.ascontiguousarray(z.detach().to(torch.float64).numpy())
         n, nf = z64.shape
         env = np.zeros((n, nf, n_s, 4 if vec else 1))
-        _env_forward(st.pi, st.pj, sel, unit, sens, m, z64, vec, env)
+        env_forward(st.pi, st.pj, sel, unit, sens, m, z64, vec, env)
         ctx.state = st
         ctx.saved = (sel, unit, sens, dsens, m, z64, vec)
         ctx.z_dtype = z.dtype
@@ -578,7 +86,7 @@ class _EnvSum(torch.autograd.Function):
         need_gz = bool(ctx.needs_input_grad[0])
         grad_r = np.zeros_like(st.r_pos)
         grad_z = np.zeros_like(z64) if need_gz else np.zeros((1, 1))
-        _env_backward(st.pi, st.pj, sel, unit, sens, dsens, m, z64, vec, g, need_gz, grad_r, grad_z)
+        env_backward(st.pi, st.pj, sel, unit, sens, dsens, m, z64, vec, g, need_gz, grad_r, grad_z)
         gz = torch.from_numpy(grad_z).to(ctx.z_dtype) if need_gz else None
         return gz, torch.from_numpy(grad_r), None, None, None, None, None
 
@@ -631,7 +139,7 @@ class _FastInteract(torch.nn.Module):
 class _DirectedPairs:
     """A full (``half``: half) neighbour list of one evaluation (numpy): i (a local atom),
     j (local or ghost) as listed, r_ij = R_j − R_i (Å), the owner of every atom (−1: unknown),
-    the one-hot species of every atom, and, filled by :func:`_directed_terms` for the kept
+    the one-hot species of every atom, and, filled by :func:`directed_terms` for the kept
     entries, the partner ``pj`` whose environment the reverse term feeds where ``both``."""
 
     def __init__(self, pi, pj_list, rij, owner, z_all, n_first, half=False):
@@ -652,10 +160,10 @@ class _DirectedEnvSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, rij, pairs, n_first, mu_inv, sigma, rc, vec):
         st = pairs
-        sel, unit, sens, dsens, m = _directed_terms(st, mu_inv, sigma, rc)
+        sel, unit, sens, dsens, m = directed_terms(st, mu_inv, sigma, rc)
         nf = st.z_all.shape[1]
         env = np.zeros((n_first, nf, len(mu_inv), 4 if vec else 1))
-        _env_forward_directed(st.pi, st.pj, st.both, sel, unit, sens, m, st.z_all, vec, env)
+        env_forward_directed(st.pi, st.pj, st.both, sel, unit, sens, m, st.z_all, vec, env)
         ctx.state = st
         ctx.saved = (sel, unit, sens, dsens, m, vec)
         return torch.from_numpy(env).permute(0, 3, 2, 1).to(rij.dtype)
@@ -667,7 +175,7 @@ class _DirectedEnvSum(torch.autograd.Function):
         g = np.ascontiguousarray(grad_env.detach().to(torch.float64).permute(0, 3, 2, 1).numpy())
         # entries not kept (mirrors, beyond the cutoff) get dE/dr = 0; none in a half list
         grad_pair = np.empty_like(st.rij) if m == len(st.rij) else np.zeros_like(st.rij)
-        _env_backward_directed(
+        env_backward_directed(
             st.pi, st.pj, st.both, sel, unit, sens, dsens, m, st.z_all, vec, g, grad_pair
         )
         return torch.from_numpy(grad_pair), None, None, None, None, None, None
@@ -888,7 +396,7 @@ class FastPairModel(_FastHipnn):
             )
         # A full list holds every pair twice, (i, j) and (j, i) or its periodic mirror: each
         # is evaluated once into both environments where the partner is known; the dropped
-        # entries keep dE/dr = 0. A half list holds each pair once (_directed_geometry)
+        # entries keep dE/dr = 0. A half list holds each pair once (aedistill.pairkernels._directed_geometry)
         rij64 = np.ascontiguousarray(rij, dtype=np.float64).reshape(n_pairs, 3)
         pairs = _DirectedPairs(
             np.ascontiguousarray(pair_i, dtype=np.int64),

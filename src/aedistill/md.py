@@ -103,17 +103,6 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def _min_distance(atoms, below: float) -> float:
-    """Smallest interatomic distance if some pair is closer than ``below``, else ``inf``."""
-    from aedistill.fastcalc import half_pairs
-
-    pi, pj, shifts = half_pairs(atoms.positions, atoms.cell.array, atoms.pbc, below)
-    if len(pi) == 0:
-        return float("inf")
-    r = atoms.positions[pj] + shifts @ atoms.cell.array - atoms.positions[pi]
-    return float(np.sqrt((r**2).sum(1)).min())
-
-
 def iqr(values) -> float:
     q75, q25 = np.percentile(np.asarray(values, dtype=float), [75, 25])
     return float(q75 - q25)
@@ -169,8 +158,10 @@ def run_nve_timing(
 
     dyn.attach(observe, interval=1)
 
+    from aedistill.neighbours import min_distance
+
     def check_geometry() -> None:
-        d = _min_distance(atoms, settings.min_distance)
+        d = min_distance(atoms, settings.min_distance)
         if d < settings.min_distance:
             raise MDBlowUpError(
                 f"MD blew up by step {dyn.nsteps}: two atoms {d:.3f} Å apart "

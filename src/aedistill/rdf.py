@@ -315,19 +315,7 @@ def rdf_errors_table(
         r, g = read_rdf(path)
         features = rdf_features(r, g)
         peak = features["first_peak_A"]
-        occupied = r[np.asarray(g) > 0]
-        min_r = float(occupied.min()) if occupied.size else float("nan")
-        fused = bool(min_r < FUSED_PAIR_DISTANCE_A)
-        if fused:
-            log.warning(
-                "%s/%s/seed%d: atom pairs at %.2f Å in the liquid (< %.1f Å): fused atoms, "
-                "the model lacks short-range repulsion; its g(r) is not a liquid's",
-                role,
-                arch,
-                seed,
-                min_r,
-                FUSED_PAIR_DISTANCE_A,
-            )
+        min_r, fused = _closest_pair(f"{role}/{arch}/seed{seed}", r, g)
         if (role, arch, seed) == ref_key and not lo <= peak <= hi:
             log.warning(
                 "reference %s: liquid-Al first peak at %.3f Å, outside %.1f-%.1f Å: "
@@ -354,6 +342,23 @@ def rdf_errors_table(
         )
     table = pd.DataFrame(rows, columns=RDF_TABLE_COLUMNS)
     return table.sort_values(["role", "arch", "seed"], ignore_index=True)
+
+
+def _closest_pair(name: str, r: np.ndarray, g: np.ndarray) -> tuple[float, bool]:
+    """(smallest occupied bin centre (Å), whether a pair came closer than
+    :data:`FUSED_PAIR_DISTANCE_A`) of ``name``'s g(r); fused atoms are logged as a warning."""
+    occupied = r[np.asarray(g) > 0]
+    min_r = float(occupied.min()) if occupied.size else float("nan")
+    fused = bool(min_r < FUSED_PAIR_DISTANCE_A)
+    if fused:
+        log.warning(
+            "%s: atom pairs at %.2f Å in the liquid (< %.1f Å): fused atoms, "
+            "the model lacks short-range repulsion; its g(r) is not a liquid's",
+            name,
+            min_r,
+            FUSED_PAIR_DISTANCE_A,
+        )
+    return min_r, fused
 
 
 def write_rdf_errors(

@@ -139,8 +139,8 @@ def test_meam_liquid_rdf_physics(tmp_path):
     """Liquid Al at 1200 K (MEAM reference potential): first peak 2.7-2.9 Å (experiment
     ≈ 2.8 Å), g → 1 at large r, a liquid (no crystalline order: first minimum well above 0)."""
     from aedistill.data.meam import meam_pair_commands
-    from aedistill.lammps import run_rdf
     from aedistill.rdf import first_peak, read_rdf
+    from aedistill.rdf_run import run_rdf
 
     timing = run_rdf(
         None,
@@ -165,7 +165,8 @@ def test_meam_liquid_rdf_physics(tmp_path):
 
 def test_mliap_rdf_run_writes_outputs(tmp_path):
     """The pipeline path: an exported (untrained) model through the whole melt/NVT protocol."""
-    from aedistill.lammps import export_mliap, run_rdf
+    from aedistill.lammps import export_mliap
+    from aedistill.rdf_run import run_rdf
 
     mliap = export_mliap(_model(tmp_path, "s", Arch(1, 8, 4)), tmp_path / "s.mliap.pt")
     settings = {
@@ -195,8 +196,9 @@ def test_default_teacher_liquid_first_peak(tmp_path, repo):
     run through LAMMPS with the default LAMMPS settings and the default (fast) export."""
     from aedistill.config import load_config
     from aedistill.data.build import run as build
-    from aedistill.lammps import export_mliap, run_rdf
+    from aedistill.lammps import export_mliap
     from aedistill.rdf import LIQUID_AL_FIRST_PEAK_A, first_peak, read_rdf
+    from aedistill.rdf_run import run_rdf
     from aedistill.training import run as train
 
     config = load_config(repo / "config" / "config.yaml")

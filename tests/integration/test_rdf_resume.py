@@ -26,7 +26,7 @@ SETTINGS = {**LIQUID, "restart_every": 300}  # test_lammps' short liquid, restar
 # done, 15 frames); the job is killed right after the third
 KILLED_RUN = """
 import json, os, signal, sys
-import aedistill.lammps as L
+import aedistill.rdf_run as L
 from aedistill.data.meam import meam_pair_commands
 calls = []
 write = L._write_restart_point
@@ -44,7 +44,7 @@ L.run_rdf(None, json.loads(sys.argv[1]), out + "/rdf.csv", out + "/timing.json",
 
 def _run(settings, out: Path):
     from aedistill.data.meam import meam_pair_commands
-    from aedistill.lammps import run_rdf
+    from aedistill.rdf_run import run_rdf
 
     return run_rdf(
         None, settings, out / "rdf.csv", out / "timing.json", pair_commands=meam_pair_commands()
@@ -52,8 +52,8 @@ def _run(settings, out: Path):
 
 
 def test_killed_rdf_run_resumes_from_its_last_restart(tmp_path, caplog):
-    from aedistill.lammps import rdf_restart_dir
     from aedistill.rdf import first_peak, read_rdf
+    from aedistill.rdf_run import rdf_restart_dir
 
     killed = tmp_path / "killed"
     killed.mkdir()
@@ -72,7 +72,7 @@ def test_killed_rdf_run_resumes_from_its_last_restart(tmp_path, caplog):
     assert state["step"] == 900 and state["rdf"]["n_frames"] == 15
     assert sorted(p.name for p in restart.iterdir()) == ["state.json", "step900.restart"]
 
-    with caplog.at_level(logging.INFO, logger="aedistill.lammps"):
+    with caplog.at_level(logging.INFO, logger="aedistill.rdf_run"):
         resumed = _run(SETTINGS, killed)
     assert f"resumed from {restart / 'step900.restart'} at step 900" in caplog.text
     assert "(15 of 30 production frames done)" in caplog.text
@@ -97,7 +97,7 @@ def test_killed_rdf_run_resumes_from_its_last_restart(tmp_path, caplog):
 
 def test_restart_of_other_settings_is_not_used(tmp_path, caplog):
     """A restart directory left by a run with other settings is ignored with a warning."""
-    from aedistill.lammps import rdf_restart_dir
+    from aedistill.rdf_run import rdf_restart_dir
 
     restart = rdf_restart_dir(tmp_path / "rdf.csv")
     restart.mkdir()
@@ -115,7 +115,7 @@ def test_restart_of_other_settings_is_not_used(tmp_path, caplog):
         "rdf_every": 10,
         "restart_every": 10,
     }
-    with caplog.at_level(logging.INFO, logger="aedistill.lammps"):
+    with caplog.at_level(logging.INFO, logger="aedistill.rdf_run"):
         timing = _run(short, tmp_path)
     assert "written for other settings or another model" in caplog.text
     assert "resumed" not in caplog.text

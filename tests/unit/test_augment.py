@@ -26,9 +26,10 @@ from aedistill.data.split import Split, make_split
 from aedistill.errors import UserInputError
 from aedistill.evaluation import evaluate_model
 from aedistill.fastcalc import fast_calculator
-from aedistill.fasttrain import initial_modules
+from aedistill.hippynn_train import prepare_training
+from aedistill.initial import initial_graph
 from aedistill.roles import plan_role
-from aedistill.training import prepare_training, train_model
+from aedistill.training import train_model
 
 ARCH = "L1-W6-S4"
 
@@ -115,14 +116,14 @@ def test_augmented_role_starts_from_its_students_weights(data):
     def same(a, b) -> bool:
         return all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
 
-    _, student = initial_modules(c, ARCH, 3, ds, split)
-    _, aug = initial_modules(c, ARCH, 3, comb, s2)
+    student = initial_graph(c, ARCH, 3, ds, split)[1].modules
+    aug = initial_graph(c, ARCH, 3, comb, s2)[1].modules
     assert same(student.state_dict(), aug.state_dict())
     st = prepare_training(c, "student", ARCH, 3, ds, split, labels).initial_state
     ag = prepare_training(c, "augmented", ARCH, 3, comb, s2, eps).initial_state
     assert same(st, ag) and same(st, student.state_dict())
     # not vacuous: fitted to train ∪ extra, E0 would differ
-    _, unpaired = initial_modules(c, ARCH, 3, comb, Split(s2.train, s2.valid, s2.test))
+    unpaired = initial_graph(c, ARCH, 3, comb, Split(s2.train, s2.valid, s2.test))[1].modules
     assert not same(student.state_dict(), unpaired.state_dict())
 
 

@@ -1,4 +1,4 @@
-"""Fast stacked training (aedistill.fasttrain) against hippynn, the independent path.
+"""Fast stacked training (aedistill.fast) against hippynn, the independent path.
 
 Everything in float64: energies, forces, ε, hierarchicality and every loss term equal
 hippynn's; gradients and one epoch of Adam steps equal hippynn's training step; a stack of
@@ -16,15 +16,15 @@ import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from aedistill import fasttrain as ft
+from aedistill import fast as ft
 from aedistill.config import validate_config
 from aedistill.data.canonical import from_atoms_list
 from aedistill.data.emt import rattled_fcc_emt
 from aedistill.data.split import make_split
 from aedistill.database import _Batches
+from aedistill.hippynn_train import prepare_training
 from aedistill.loss import get_loss_weights
 from aedistill.models import load_model, save_model
-from aedistill.training import prepare_training
 
 ARCH = "L1-W6-S4"
 
@@ -291,16 +291,16 @@ def test_export_round_trip_and_model_file(data, tmp_path):
 
 def _run_both_controllers(metrics, min_epochs: int = 0) -> list[float]:
     """Push ``metrics`` (validation losses, one per epoch) through the fast engine's
-    controller and hippynn's (``training._controller_class``: lr patience 2, termination
+    controller and hippynn's (``hippynn_train.controller_class``: lr patience 2, termination
     patience 4, halving) in lockstep, asserting equal continue/stop decisions and learning
     rates every epoch; returns the learning rate after each epoch run."""
-    from aedistill.training import _controller_class
+    from aedistill.hippynn_train import controller_class
 
     settings = ft.StackSettings(1e-3, 0.5, 2, 4, 4, 0.0, 0.0, 1.0)
-    mine = ft._Control(1e-3, settings, max_epochs=30, min_epochs=min_epochs)
+    mine = ft.Control(1e-3, settings, max_epochs=30, min_epochs=min_epochs)
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
     sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=2)
-    ref = _controller_class()(
+    ref = controller_class()(
         optimizer=opt,
         scheduler=sch,
         batch_size=4,
@@ -414,7 +414,7 @@ def test_resume_from_state_dict_equals_uninterrupted(data, tmp_path):
 
 def test_stack_job_writes_model_files_and_resumes_after_interrupt(data, tmp_path):
     from aedistill.evaluation import evaluate_model
-    from aedistill.fastjob import JobModel, train_stack_job
+    from aedistill.training import JobModel, train_stack_job
 
     ds, split = data
     config = cfg(max_epochs=3)
@@ -480,7 +480,7 @@ def test_float32_loss_terms_equal_hippynn(data):
 
 
 def test_stack_job_wall_time_limit_stops_and_rerun_keeps_it(data, tmp_path):
-    from aedistill.fastjob import JobModel, train_stack_job
+    from aedistill.training import JobModel, train_stack_job
 
     ds, split = data
     config = cfg(max_epochs=3, max_wall_minutes=1e-6)
@@ -504,8 +504,7 @@ def test_trained_test_errors_statistically_equal_across_engines(tmp_path):
     """
     from scipy import stats
 
-    from aedistill.fastjob import JobModel, train_stack_job
-    from aedistill.training import train_model
+    from aedistill.training import JobModel, train_model, train_stack_job
 
     ds = rattled_fcc_emt(36, seed=3, lattice_jitter=0.02)
     split = make_split(ds.n_conf, 0.6, 0.2, 0.2, seed=0)

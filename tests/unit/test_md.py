@@ -13,7 +13,7 @@ from ase.neighborlist import neighbor_list
 
 from aedistill import models
 from aedistill.arch import Arch
-from aedistill.fastcalc import FastHipnnCalculator, half_pairs
+from aedistill.fastcalc import FastHipnnCalculator
 from aedistill.md import (
     MDBlowUpError,
     TimingSettings,
@@ -21,6 +21,7 @@ from aedistill.md import (
     run_nve_timing,
     time_model,
 )
+from aedistill.neighbours import half_pairs
 from tests.helpers import assert_forces_are_minus_gradient
 
 

@@ -140,19 +140,20 @@ def test_config_keys_are_in_the_schema():
 
 
 def test_config_settings_validate():
-    """`section.key: value` settings the page names are valid values of the config."""
+    """`section.key: value` settings the page names are, together, a valid config (they
+    describe one run: training.device cuda needs training.engine hippynn beside it)."""
     from aedistill.config import validate_config
 
     settings = re.findall(r"`([a-z0-9_]+(?:\.[a-z0-9_]+)+): ([^`]+)`", TEXT)
     assert ("training.device", "cuda") in settings
+    config: dict = {}
     for key, value in settings:
-        config: dict = {}
         node = config
         *parents, last = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[last] = yaml.safe_load(value)
-        validate_config(config, where=f"{DOC.name}: {key}: {value}")
+    validate_config(config, where=f"{DOC.name}: {settings}")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aedistill.study import run_study, study_tables, teacher_advantage
+from aedistill.study import study_tables, teacher_advantage
+from aedistill.study_figures import run_study
 
 
 def _models(teacher_f, control_f, student_f):
@@ -229,7 +230,8 @@ def test_verdict_paired_holm_and_converged_fraction(tmp_path):
 
 
 def test_study_figures(tmp_path):
-    from aedistill.study import RunInfo, draw_figure, write_tables
+    from aedistill.study import RunInfo, write_tables
+    from aedistill.study_figures import draw_figure
 
     runs = []
     for subset in (0.25, 1.0):

@@ -13,11 +13,12 @@ from aedistill.config import validate_config
 from aedistill.data.emt import rattled_fcc_emt
 from aedistill.data.split import make_split
 from aedistill.errors import UserInputError
+from aedistill.hippynn_train import prepare_training
 from aedistill.loss import get_loss_weights
 from aedistill.models import load_model, make_calculator
 from aedistill.roles import LossWeights, plan_role
 from aedistill.tables import HISTORY_COLUMNS
-from aedistill.training import prepare_training, role_split, train_model
+from aedistill.training import role_split, train_model
 from tests.helpers import assert_forces_are_minus_gradient
 
 ARCH = "L1-W6-S4"

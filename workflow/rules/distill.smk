@@ -1,6 +1,7 @@
 # Stage 4: student/control grids (one job per role, architecture and seed), Born-Again
 # students (teacher architecture, loss schedule), and the summary tables of all models.
 # Roles that learn teacher labels depend on the labels file; the others only on the data.
+from aedistill import engine
 
 LABEL_ROLES = {
     r
@@ -67,11 +68,7 @@ rule train_model:
 # engine fast: the grid models of one architecture (all roles and seeds) as one stacked job;
 # augmented models train on other configurations, in jobs of their own (train_model)
 STACK_MEMBERS = [(r, s) for r in GRID_ROLES if r not in AUGMENT_ROLES for s in SEEDS]
-STACK_GRID = (
-    config["training"]["engine"] == "fast"
-    and config["training"]["stack_grid"]
-    and bool(STACK_MEMBERS)
-)
+STACK_GRID = engine.grid_in_stacks(config) and bool(STACK_MEMBERS)
 
 
 if STACK_GRID:

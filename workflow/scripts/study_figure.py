@@ -1,9 +1,10 @@
-"""Shim: one figure of a study (aedistill.study.draw_figure)."""
+"""Shim: one figure of a study (aedistill.study_figures.draw_figure)."""
 
 from aedistill.workflow import script_logging
 
 with script_logging(snakemake):
-    from aedistill.study import RunInfo, draw_figure
+    from aedistill.study import RunInfo
+    from aedistill.study_figures import draw_figure
 
     draw_figure(
         snakemake.wildcards.figure,

@@ -1,11 +1,11 @@
-"""Shim: train the grid models of one architecture as one stack (aedistill.fastjob.run)."""
+"""Shim: train the grid models of one architecture as one stack (aedistill.training.run_stack)."""
 
 from aedistill.workflow import script_logging
 
 with script_logging(snakemake):
-    from aedistill.fastjob import run
+    from aedistill.training import run_stack
 
-    run(
+    run_stack(
         snakemake.params.config,
         snakemake.wildcards.arch,
         snakemake.params.members,

@@ -66,6 +66,35 @@ def test_emt_families_cover_liquid_and_surfaces(tiny_config, tiny_dataset):
     assert np.all(solid > 2.6)  # 300 K: the crystal (2.70 g/cm³ at a = 4.05 Å)
 
 
+def test_compressed_family_holds_the_short_pairs_it_promises(tiny_config):
+    """dataset.generate.n_compressed: the same configurations as without it, followed by
+    cells whose closest pair lies in SHORT_PAIR_A, on EMT's repulsive wall (the pair's
+    EMT forces push it apart); absent from a config, nothing is added and nothing filled."""
+    from ase.neighborlist import neighbor_list
+
+    from aedistill.config import validate_config
+    from aedistill.data.generate import SHORT_PAIR_A, generate_configurations
+
+    g = tiny_config["dataset"]["generate"]
+    assert "n_compressed" not in g  # no schema default: today's datasets and params
+    base = generate_configurations(g, EMT)
+    more = generate_configurations({**g, "n_compressed": 6}, EMT)
+    assert len(more) == len(base) + 6
+    for a, b in zip(base, more, strict=False):
+        np.testing.assert_array_equal(a.positions, b.positions)
+    lo, hi = SHORT_PAIR_A
+    for atoms in more[len(base) :]:
+        i, j, d, vec = neighbor_list("ijdD", atoms, 3.0)  # vec: from atom i to atom j
+        k = int(np.argmin(d))
+        assert lo <= d[k] <= hi
+        atoms.calc = EMT()
+        f = atoms.get_forces()
+        unit = vec[k] / d[k]
+        assert np.dot(f[j[k]] - f[i[k]], unit) > 1.0  # eV/Å, repulsive
+    with pytest.raises(UserInputError, match="n_compressed"):
+        validate_config({"dataset": {"generate": {"n_compressed": -1}}})
+
+
 def test_canonical_roundtrip(tmp_path, tiny_dataset):
     p = tmp_path / "d.h5"
     save_dataset(p, tiny_dataset)

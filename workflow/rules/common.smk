@@ -76,7 +76,7 @@ ALL_TARGETS = [paths.dataset(RUN), paths.split(RUN), paths.dataset_summary(RUN)]
 LAMMPS_SEEDS = set(config["lammps"]["seeds"])
 # candidates for the reference g(r), in order: the teacher members by seed. The first whose
 # liquid does not fuse is the reference (aedistill.rdf.choose_reference); seed 0 always runs,
-# the next member only when every one before it fused (lammps.smk: rdf_reference_inputs).
+# the next member only when every one before it fused (rdf_reference_inputs below).
 RDF_REFERENCES = [("teacher", TEACHER_ARCH, s) for s in TEACHER_SEEDS]
 # (role, arch, seed) of the models that get an RDF run (the first reference candidate first)
 LAMMPS_MODELS = list(
@@ -94,6 +94,21 @@ LAMMPS_MODELS = list(
         ]
     )
 )
+
+
+def rdf_reference_inputs(wildcards):
+    """rdf.csv of the reference candidates up to the first whose liquid does not fuse: each
+    one's RDF run (lammps_rdf) is a checkpoint, so the next is asked for only after it.
+    """
+    from aedistill.rdf import liquid_fused
+
+    out = []
+    for role, arch, seed in RDF_REFERENCES:
+        rdf = checkpoints.lammps_rdf.get(role=role, arch=arch, seed=seed).output.rdf
+        out.append(rdf)
+        if not liquid_fused(rdf):
+            break
+    return out
 
 
 # --- efficiency stage (efficiency.smk)

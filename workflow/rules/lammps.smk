@@ -76,22 +76,6 @@ if LAMMPS_ENABLED:
         script:
             "../scripts/rdf.py"
 
-    from aedistill.rdf import liquid_fused
-
-    def rdf_reference_inputs(wildcards):
-        """rdf.csv of the reference candidates up to the first whose liquid does not fuse
-        (each one's RDF run is a checkpoint: the next is asked for only after it).
-        """
-        out = []
-        for role, arch, seed in RDF_REFERENCES:
-            rdf = checkpoints.lammps_rdf.get(
-                role=role, arch=arch, seed=seed
-            ).output.rdf
-            out.append(rdf)
-            if not liquid_fused(rdf):
-                break
-        return out
-
     rule rdf_errors:
         input:
             rdfs=[paths.rdf(RUN, r, a, s) for r, a, s in LAMMPS_MODELS],

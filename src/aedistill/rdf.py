@@ -371,8 +371,8 @@ def rdf_errors_table(
         ref_name = model_name(ref_key)
         if skipped:
             log.warning(
-                "reference %s: the liquid of %s fused (closest pair < %.1f Å), so it is not "
-                "the reference",
+                "reference %s: the liquid of %s fused atoms (closest pair below %.1f Å); a "
+                "fused liquid is not used as the reference",
                 ref_name,
                 skipped_text,
                 FUSED_PAIR_DISTANCE_A,

@@ -183,7 +183,7 @@ def test_a_fused_reference_is_flagged_and_not_used(tmp_path, caplog):
     assert table.loc[("student", 0), "rdf_error_A"] == pytest.approx(0.2 * 50 * 0.1)
     assert table.loc[("teacher", 1), "rdf_error_A"] == 0.0
     assert table.loc[("teacher", 0), "rdf_error_A"] == pytest.approx(30.0 * 0.1)
-    assert "reference teacher/T/seed1: the liquid of teacher/T/seed0 (0.25 Å) fused" in (
+    assert "reference teacher/T/seed1: the liquid of teacher/T/seed0 (0.25 Å) fused atoms" in (
         caplog.text
     )
 

@@ -95,6 +95,26 @@ def test_compressed_family_holds_the_short_pairs_it_promises(tiny_config):
         validate_config({"dataset": {"generate": {"n_compressed": -1}}})
 
 
+@pytest.mark.parametrize("subset", [1.0, 0.5])
+def test_compressed_cells_train_only_and_leave_the_split_alone(subset):
+    """The last train_only configurations (the compressed cells) are in train, in every
+    subset; valid, test and the rest of train are the split without them."""
+    from aedistill.data.build import n_train_only
+
+    plain = make_split(160, 0.8, 0.1, 0.1, seed=0, train_subset=subset)
+    more = make_split(168, 0.8, 0.1, 0.1, seed=0, train_subset=subset, train_only=8)
+    np.testing.assert_array_equal(more.valid, plain.valid)
+    np.testing.assert_array_equal(more.test, plain.test)
+    np.testing.assert_array_equal(more.train, np.concatenate([plain.train, np.arange(160, 168)]))
+    assert more.n_train_full == plain.n_train_full + 8
+    cfg = {"dataset": {"source": "emt", "generate": {"n_compressed": 8}}}
+    assert n_train_only(cfg) == 8
+    assert n_train_only({"dataset": {"source": "extxyz", "generate": {"n_compressed": 8}}}) == 0
+    assert n_train_only({"dataset": {"source": "emt", "generate": {}}}) == 0
+    with pytest.raises(UserInputError, match="n_compressed"):
+        make_split(10, 0.8, 0.1, 0.1, seed=0, train_only=11)
+
+
 def test_canonical_roundtrip(tmp_path, tiny_dataset):
     p = tmp_path / "d.h5"
     save_dataset(p, tiny_dataset)

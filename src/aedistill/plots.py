@@ -32,7 +32,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from aedistill import analysis  # noqa: E402
 from aedistill.io import atomic_path  # noqa: E402
-from aedistill.rdf import FUSED_PAIR_DISTANCE_A  # noqa: E402
+from aedistill.rdf import FUSED_PAIR_DISTANCE_A, NO_REFERENCE  # noqa: E402
 
 log = logging.getLogger(__name__)
 # matplotlib's PDF backend logs every font-subsetting step at INFO
@@ -317,26 +317,59 @@ def fig2_pareto(
     return notes
 
 
-def _mark_fused(ax, points: pd.DataFrame, rdf: pd.DataFrame | None) -> list[str]:
-    """Red rings on (role, arch) points where a seed's liquid had fused atom pairs."""
+def _mark_fused(
+    ax, points: pd.DataFrame, rdf: pd.DataFrame | None, col: str, panel: str
+) -> list[str]:
+    """Red rings on the (role, arch) points of ``col`` (a column of ``rdf``) where a seed's
+    liquid had fused atom pairs."""
     if rdf is None or "fused" not in rdf.columns:
         return []
     fused = rdf[rdf["fused"].astype(str).str.lower() == "true"][["role", "arch"]]
-    hit = points.merge(fused.drop_duplicates(), on=["role", "arch"])
+    hit = _finite(points.merge(fused.drop_duplicates(), on=["role", "arch"]), f"{col}_mean")
     if hit.empty:
         return []
     ax.scatter(
-        hit["n_weights"], hit["rdf_error_A_mean"], s=220, facecolors="none",
+        hit["n_weights"], hit[f"{col}_mean"], s=220, facecolors="none",
         edgecolors="red", linewidths=1.5, zorder=6,
     )  # fmt: skip
     for _, h in hit.iterrows():
         ax.annotate(
-            "fused atoms", (h["n_weights"], h["rdf_error_A_mean"]), textcoords="offset points",
+            "fused atoms", (h["n_weights"], h[f"{col}_mean"]), textcoords="offset points",
             xytext=(8, 6), fontsize=8, color="red",
         )  # fmt: skip
     return [
-        f"C: red rings: atom pairs fused in the liquid (closer than {FUSED_PAIR_DISTANCE_A:g} Å)"
+        f"{panel}: red rings: atom pairs fused in the liquid "
+        f"(closer than {FUSED_PAIR_DISTANCE_A:g} Å; {', '.join(sorted(set(hit['role'])))})"
     ]
+
+
+def _no_reference(rdf: pd.DataFrame | None) -> bool:
+    """True when the rdf_errors table has no teacher reference (every member's liquid fused)."""
+    return (
+        rdf is not None
+        and "reference" in rdf.columns
+        and set(rdf["reference"].astype(str)) == {NO_REFERENCE}
+    )
+
+
+def reference_note(rdf: pd.DataFrame | None) -> str | None:
+    """What Fig 3 C says about its reference teacher when it is not the first candidate:
+    the fused members passed over (``skipped_references``), or that every member fused and
+    there is no teacher reference. None when the first candidate is the reference."""
+    if rdf is None or "reference" not in rdf.columns:
+        return None
+    skipped = ""
+    if "skipped_references" in rdf.columns:
+        skipped = "; ".join(sorted(set(rdf["skipped_references"].fillna("").astype(str)) - {""}))
+    if _no_reference(rdf):
+        return (
+            f"C: NO TEACHER REFERENCE: every teacher member's liquid fused ({skipped}); "
+            "D compares with experiment only"
+        )
+    if skipped:
+        refs = ", ".join(sorted(set(rdf["reference"].astype(str))))
+        return f"C: reference {refs}; not used, liquid fused: {skipped}"
+    return None
 
 
 def fig3_accuracy_vs_weights(
@@ -348,6 +381,10 @@ def fig3_accuracy_vs_weights(
 ) -> list[str]:
     """Fig 3: force RMSE (A), energy-per-atom RMSE (B), RDF error vs the reference teacher
     (C) and vs the 1198 K experiment (D) against the number of weights.
+
+    Fused liquids get red rings in C and D; a reference other than the first teacher member
+    (its liquid fused) is named in the footer, and C stays empty with a note when every
+    member fused (:func:`reference_note`).
 
     Log x; mean ± std over seeds. Returns notes about missing data.
     """
@@ -363,8 +400,14 @@ def fig3_accuracy_vs_weights(
         ("rdf_error_A", 1.0, RDF_LABEL),
         ("rdf_error_vs_exp_A", 1.0, RDF_EXP_LABEL),
     )
+    ref_note = reference_note(rdf)
+    if ref_note:
+        notes.append(ref_note)
     for ax, (col, scale, ylabel), label in zip(axes, panels, "ABCD", strict=True):
         _panel_label(ax, label)
+        if col == "rdf_error_A" and _no_reference(rdf):
+            _note(ax, "no teacher reference:\nevery teacher member's liquid\nfused (see D)")
+            continue
         if col.startswith("rdf_") and not _has(rdf, col):
             _note(ax, "no RDF errors\n(LAMMPS stage disabled or rdf_errors table empty)")
             notes.append(f"{label}: no RDF data")
@@ -375,8 +418,9 @@ def fig3_accuracy_vs_weights(
         ax.set_xscale("log")
         ax.set_xlabel(W_LABEL)
         ax.set_ylabel(ylabel)
+        if col.startswith("rdf_"):
+            notes += _mark_fused(ax, points, rdf, col, label)
         if col == "rdf_error_A":
-            notes += _mark_fused(ax, points, rdf)
             missing = sorted(set(points["role"]) - set(_finite(points, "rdf_error_A_mean")["role"]))
             missing = [m for m in missing if m != "teacher"]
             if missing:

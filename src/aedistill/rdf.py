@@ -16,13 +16,19 @@ The error vs experiment is the same measure over every bin of the model's g(r), 
 (0, ``lammps.rdf_rmax``] (≤ 10 Å, the experiment's range), with the experiment linearly
 interpolated onto the model's bin centres; it is reported only for RDF runs within
 :data:`EXPERIMENT_MAX_DT_K` of the experiment's temperature.
+
+The reference g(r) is a teacher's, and a teacher's liquid can fuse atoms (a pair closer than
+:data:`FUSED_PAIR_DISTANCE_A`: the model never saw short pairs and has no repulsion there).
+A fused liquid is no reference: :func:`choose_reference` takes the first of the candidate
+teacher members, in seed order, whose liquid does not fuse; if every member fuses there is no
+teacher reference and the models are compared with the experiment only.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -177,6 +183,19 @@ LIQUID_AL_FIRST_PEAK_A = (2.7, 2.9)
 FUSED_PAIR_DISTANCE_A = 1.5
 
 
+def closest_pair(r: np.ndarray, g: np.ndarray) -> float:
+    """The smallest occupied bin centre (Å) of a g(r): about the closest pair of the run
+    (NaN for an empty g)."""
+    occupied = np.asarray(r, float)[np.asarray(g, float) > 0]
+    return float(occupied.min()) if occupied.size else float("nan")
+
+
+def liquid_fused(path: str | os.PathLike[str]) -> bool:
+    """True when the g(r) in ``path`` (an ``rdf.csv``) has pairs closer than
+    :data:`FUSED_PAIR_DISTANCE_A`: its liquid fused atoms and it cannot be a reference."""
+    return bool(closest_pair(*read_rdf(path)) < FUSED_PAIR_DISTANCE_A)
+
+
 def first_peak(r: np.ndarray, g: np.ndarray) -> float:
     """Position (Å) of the first peak: the maximum of g, refined by a parabola through the
     maximum bin and its two neighbours (the first peak is the highest one for liquids and
@@ -270,34 +289,94 @@ RDF_TABLE_COLUMNS = [
     "min_r_A",
     "fused",
     "sampling_floor_A",
+    "skipped_references",
 ]
+#: ``reference`` of every row when every candidate teacher's liquid fused
+NO_REFERENCE = "none"
+
+Model = tuple[str, str, int]
+
+
+def model_name(model: Model) -> str:
+    """``role/arch/seed<k>``, as the ``reference`` column names a model."""
+    return f"{model[0]}/{model[1]}/seed{model[2]}"
+
+
+def choose_reference(
+    candidates: Sequence[Model], rdf_paths: Mapping[Model, str | os.PathLike[str]]
+) -> tuple[Model | None, list[tuple[Model, float]]]:
+    """The reference g(r): the first of ``candidates`` (in order) whose liquid does not fuse.
+
+    Returns (reference, skipped): skipped are the (candidate, closest pair Å) of the fused
+    candidates before it; reference is None when every candidate fused. A candidate that is
+    reached (every one before it fused) must have its rdf.csv in ``rdf_paths``.
+    """
+    if not candidates:
+        raise UserInputError("RDF errors: no reference candidates (teachers.n_members ≥ 1)")
+    skipped: list[tuple[Model, float]] = []
+    for cand in candidates:
+        if cand not in rdf_paths:
+            raise UserInputError(
+                f"RDF errors: reference candidate {model_name(cand)} has no rdf.csv among "
+                f"the inputs (reached because {', '.join(model_name(m) for m, _ in skipped)} "
+                "fused)"
+                if skipped
+                else f"RDF errors: reference {model_name(cand)} has no rdf.csv among the inputs"
+            )
+        min_r = closest_pair(*read_rdf(rdf_paths[cand]))
+        if not min_r < FUSED_PAIR_DISTANCE_A:
+            return cand, skipped
+        skipped.append((cand, min_r))
+    return None, skipped
 
 
 def rdf_errors_table(
     entries: Iterable[tuple[str, str, int, str | os.PathLike[str]]],
-    reference: tuple[str, str, int],
+    references: Sequence[Model],
     temperature_K: float | None = EXPERIMENT_TEMPERATURE_K,
 ) -> pd.DataFrame:
     """Tidy table: role, arch, seed, reference, rdf_error_A (vs the reference teacher),
     rdf_error_vs_exp_A (vs experiment; NaN unless ``temperature_K``, the RDF runs'
     temperature, is within :data:`EXPERIMENT_MAX_DT_K` of 1198 K), first_peak_A,
-    first_min_A, second_peak_A (:func:`rdf_features`), first_peak_ok, min_r_A, fused.
+    first_min_A, second_peak_A (:func:`rdf_features`), first_peak_ok, min_r_A, fused,
+    sampling_floor_A, skipped_references.
 
     ``first_peak_ok``: the first peak lies in :data:`LIQUID_AL_FIRST_PEAK_A` (a physics check
     of the liquid; a reference outside it is also logged as a warning). ``min_r_A``: the
     smallest occupied bin centre; ``fused``: a pair came closer than
     :data:`FUSED_PAIR_DISTANCE_A` (logged as a warning for every model).
 
-    ``entries`` are (role, arch, seed, rdf.csv path); ``reference`` the (role, arch, seed)
-    of the reference g(r) (the reference teacher), which must be among the entries.
+    ``entries`` are (role, arch, seed, rdf.csv path); ``references`` the (role, arch, seed)
+    candidates for the reference g(r) in order of preference (the teacher members by seed):
+    the first whose liquid does not fuse is the reference (:func:`choose_reference`);
+    ``skipped_references`` names the fused candidates passed over (``name (closest pair
+    Å)``, ``; ``-separated; empty when the first candidate is the reference). When every
+    candidate fused, ``reference`` is :data:`NO_REFERENCE`, ``rdf_error_A`` is NaN for every
+    row and only the error vs experiment remains (logged as an error).
     """
     entries = [(str(r), str(a), int(s), Path(p)) for r, a, s, p in entries]
-    ref_key = (str(reference[0]), str(reference[1]), int(reference[2]))
+    candidates = [(str(r), str(a), int(s)) for r, a, s in references]
     paths = {(r, a, s): p for r, a, s, p in entries}
-    if ref_key not in paths:
-        raise UserInputError(f"RDF errors: reference {ref_key} has no rdf.csv among the inputs")
-    r_ref, g_ref = read_rdf(paths[ref_key])
-    ref_name = f"{ref_key[0]}/{ref_key[1]}/seed{ref_key[2]}"
+    ref_key, skipped = choose_reference(candidates, paths)
+    skipped_text = "; ".join(f"{model_name(m)} ({d:.2f} Å)" for m, d in skipped)
+    if ref_key is None:
+        ref_name = NO_REFERENCE
+        log.error(
+            "every teacher member's liquid fused (%s): no teacher reference, rdf_error_A is "
+            "NaN; compare the models with the experiment (rdf_error_vs_exp_A)",
+            skipped_text,
+        )
+    else:
+        r_ref, g_ref = read_rdf(paths[ref_key])
+        ref_name = model_name(ref_key)
+        if skipped:
+            log.warning(
+                "reference %s: the liquid of %s fused atoms (closest pair below %.1f Å); a "
+                "fused liquid is not used as the reference",
+                ref_name,
+                skipped_text,
+                FUSED_PAIR_DISTANCE_A,
+            )
     lo, hi = LIQUID_AL_FIRST_PEAK_A
     vs_exp = (
         temperature_K is not None
@@ -331,13 +410,14 @@ def rdf_errors_table(
                 "arch": arch,
                 "seed": seed,
                 "reference": ref_name,
-                "rdf_error_A": rdf_error(r, g, r_ref, g_ref),
+                "rdf_error_A": (float("nan") if ref_key is None else rdf_error(r, g, r_ref, g_ref)),
                 "rdf_error_vs_exp_A": rdf_error_vs_experiment(r, g) if vs_exp else float("nan"),
                 **features,
                 "first_peak_ok": bool(lo <= peak <= hi),
                 "min_r_A": min_r,
                 "fused": fused,
                 "sampling_floor_A": read_sampling_floor(path),
+                "skipped_references": skipped_text,
             }
         )
     table = pd.DataFrame(rows, columns=RDF_TABLE_COLUMNS)
@@ -347,8 +427,7 @@ def rdf_errors_table(
 def _closest_pair(name: str, r: np.ndarray, g: np.ndarray) -> tuple[float, bool]:
     """(smallest occupied bin centre (Å), whether a pair came closer than
     :data:`FUSED_PAIR_DISTANCE_A`) of ``name``'s g(r); fused atoms are logged as a warning."""
-    occupied = r[np.asarray(g) > 0]
-    min_r = float(occupied.min()) if occupied.size else float("nan")
+    min_r = closest_pair(r, g)
     fused = bool(min_r < FUSED_PAIR_DISTANCE_A)
     if fused:
         log.warning(
@@ -362,17 +441,29 @@ def _closest_pair(name: str, r: np.ndarray, g: np.ndarray) -> tuple[float, bool]
 
 
 def write_rdf_errors(
-    models: Iterable[tuple[str, str, int]],
+    models: Iterable[Model],
     rdf_paths: Iterable[str | os.PathLike[str]],
-    reference: tuple[str, str, int],
+    references: Sequence[Model],
+    reference_paths: Iterable[str | os.PathLike[str]],
     out_csv: str | os.PathLike[str],
     temperature_K: float | None = EXPERIMENT_TEMPERATURE_K,
 ) -> pd.DataFrame:
-    """Write ``tables/rdf_errors.csv`` for ``models`` (role, arch, seed) with their rdf.csv
-    (``temperature_K``: the RDF runs' temperature, ``lammps.temperature``)."""
+    """Write ``tables/rdf_errors.csv`` for ``models`` (role, arch, seed) with their rdf.csv.
+
+    ``references``: the reference candidates in order (:func:`rdf_errors_table`);
+    ``reference_paths``: the rdf.csv of the first of them, as many as were run (the workflow
+    runs them up to the first whose liquid does not fuse); a candidate that is also in
+    ``models`` gets one row. ``temperature_K``: the RDF runs' temperature
+    (``lammps.temperature``).
+    """
     from aedistill.io import write_csv
 
-    entries = [(*m, p) for m, p in zip(models, rdf_paths, strict=True)]
-    table = rdf_errors_table(entries, tuple(reference), temperature_K)
+    reference_paths = list(reference_paths)
+    if len(reference_paths) > len(references):
+        raise ValueError(f"{len(reference_paths)} rdf.csv for {len(references)} candidates")
+    ran = list(references)[: len(reference_paths)]
+    pairs = [*zip(models, rdf_paths, strict=True), *zip(ran, reference_paths, strict=True)]
+    entries = dict.fromkeys((str(r), str(a), int(s), str(p)) for (r, a, s), p in pairs)
+    table = rdf_errors_table(list(entries), [tuple(m) for m in references], temperature_K)
     write_csv(out_csv, table)
     return table

@@ -66,6 +66,55 @@ def test_emt_families_cover_liquid_and_surfaces(tiny_config, tiny_dataset):
     assert np.all(solid > 2.6)  # 300 K: the crystal (2.70 g/cm³ at a = 4.05 Å)
 
 
+def test_compressed_family_holds_the_short_pairs_it_promises(tiny_config):
+    """dataset.generate.n_compressed: the same configurations as without it, followed by
+    cells whose closest pair lies in SHORT_PAIR_A, on EMT's repulsive wall (the pair's
+    EMT forces push it apart); absent from a config, nothing is added and nothing filled."""
+    from ase.neighborlist import neighbor_list
+
+    from aedistill.config import validate_config
+    from aedistill.data.generate import SHORT_PAIR_A, generate_configurations
+
+    g = tiny_config["dataset"]["generate"]
+    assert "n_compressed" not in g  # no schema default: today's datasets and params
+    base = generate_configurations(g, EMT)
+    more = generate_configurations({**g, "n_compressed": 6}, EMT)
+    assert len(more) == len(base) + 6
+    for a, b in zip(base, more, strict=False):
+        np.testing.assert_array_equal(a.positions, b.positions)
+    lo, hi = SHORT_PAIR_A
+    for atoms in more[len(base) :]:
+        i, j, d, vec = neighbor_list("ijdD", atoms, 3.0)  # vec: from atom i to atom j
+        k = int(np.argmin(d))
+        assert lo <= d[k] <= hi
+        atoms.calc = EMT()
+        f = atoms.get_forces()
+        unit = vec[k] / d[k]
+        assert np.dot(f[j[k]] - f[i[k]], unit) > 1.0  # eV/Å, repulsive
+    with pytest.raises(UserInputError, match="n_compressed"):
+        validate_config({"dataset": {"generate": {"n_compressed": -1}}})
+
+
+@pytest.mark.parametrize("subset", [1.0, 0.5])
+def test_compressed_cells_train_only_and_leave_the_split_alone(subset):
+    """The last train_only configurations (the compressed cells) are in train, in every
+    subset; valid, test and the rest of train are the split without them."""
+    from aedistill.data.build import n_train_only
+
+    plain = make_split(160, 0.8, 0.1, 0.1, seed=0, train_subset=subset)
+    more = make_split(168, 0.8, 0.1, 0.1, seed=0, train_subset=subset, train_only=8)
+    np.testing.assert_array_equal(more.valid, plain.valid)
+    np.testing.assert_array_equal(more.test, plain.test)
+    np.testing.assert_array_equal(more.train, np.concatenate([plain.train, np.arange(160, 168)]))
+    assert more.n_train_full == plain.n_train_full + 8
+    cfg = {"dataset": {"source": "emt", "generate": {"n_compressed": 8}}}
+    assert n_train_only(cfg) == 8
+    assert n_train_only({"dataset": {"source": "extxyz", "generate": {"n_compressed": 8}}}) == 0
+    assert n_train_only({"dataset": {"source": "emt", "generate": {}}}) == 0
+    with pytest.raises(UserInputError, match="n_compressed"):
+        make_split(10, 0.8, 0.1, 0.1, seed=0, train_only=11)
+
+
 def test_canonical_roundtrip(tmp_path, tiny_dataset):
     p = tmp_path / "d.h5"
     save_dataset(p, tiny_dataset)

@@ -218,6 +218,50 @@ def test_fig3_marks_fused_liquids(tables, tmp_path):
         assert any("fused" in n for n in notes) == noted
 
 
+def _teacher_rows(rdf: pd.DataFrame, fused_seeds, reference: str) -> pd.DataFrame:
+    """``rdf`` with teacher seeds 0 and 1 added (``fused_seeds`` fused) and ``reference``."""
+    arch = TEACHER[0]
+    rows = [
+        dict(role="teacher", arch=arch, seed=s, rdf_error_A=0.4, rdf_error_vs_exp_A=0.5,
+             first_peak_A=2.75, fused=s in fused_seeds)
+        for s in (0, 1)
+    ]  # fmt: skip
+    out = pd.concat([rdf.assign(fused=False), pd.DataFrame(rows)], ignore_index=True)
+    out["reference"] = reference
+    out["skipped_references"] = "; ".join(f"teacher/{arch}/seed{s} (0.37 Å)" for s in fused_seeds)
+    if reference.endswith("seed1"):
+        out.loc[(out["role"] == "teacher") & (out["seed"] == 1), "rdf_error_A"] = 0.0
+    else:
+        out["rdf_error_A"] = np.nan
+    return out
+
+
+def test_fig3_names_a_fused_reference_and_rings_the_teacher(tables, tmp_path):
+    """Teacher seed 0 fused, seed 1 is the reference: the footer says so and the teacher's
+    points in C and D are ringed."""
+    rdf = _teacher_rows(pd.read_csv(tables["rdf_errors"]), [0], f"teacher/{TEACHER[0]}/seed1")
+    rdf.to_csv(tmp_path / "rdf.csv", index=False)
+    notes = _figure(tmp_path, "fig3", tables["models"], rdf_csv=tmp_path / "rdf.csv")
+    assert f"C: reference teacher/{TEACHER[0]}/seed1; not used, liquid fused: " in notes[0]
+    assert f"teacher/{TEACHER[0]}/seed0 (0.37 Å)" in notes[0]
+    ringed = [n for n in notes if "red rings" in n]
+    assert [n[:2] for n in ringed] == ["C:", "D:"] and all("teacher" in n for n in ringed)
+    # with no fused member there is neither a reference note nor a ring
+    rdf = _teacher_rows(pd.read_csv(tables["rdf_errors"]), [], f"teacher/{TEACHER[0]}/seed0")
+    rdf.to_csv(tmp_path / "rdf.csv", index=False)
+    notes = _figure(tmp_path, "fig3", tables["models"], rdf_csv=tmp_path / "rdf.csv")
+    assert not any("reference" in n or "fused" in n for n in notes), notes
+
+
+def test_fig3_without_a_teacher_reference(tables, tmp_path):
+    rdf = _teacher_rows(pd.read_csv(tables["rdf_errors"]), [0, 1], "none")
+    rdf.to_csv(tmp_path / "rdf.csv", index=False)
+    notes = _figure(tmp_path, "fig3", tables["models"], rdf_csv=tmp_path / "rdf.csv")
+    assert notes[0].startswith("C: NO TEACHER REFERENCE: every teacher member's liquid fused")
+    assert any(n.startswith("D: red rings") for n in notes)
+    assert not any(n.startswith("C: red rings") or "no RDF data" in n for n in notes), notes
+
+
 @pytest.mark.parametrize("name", ["fig2", "fig3"])
 def test_unconverged_models_are_named_on_the_figure(tables, tmp_path, name):
     models = pd.read_csv(tables["models"])

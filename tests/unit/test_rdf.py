@@ -10,14 +10,17 @@ from ase.build import bulk
 from aedistill.errors import UserInputError
 from aedistill.lammps import check_rdf_geometry, lammps_box, lattice_constant_for_density
 from aedistill.rdf import (
+    NO_REFERENCE,
     RDF_TABLE_COLUMNS,
     experimental_gr,
     first_peak,
+    liquid_fused,
     radial_distribution,
     rdf_error,
     rdf_error_vs_experiment,
     rdf_errors_table,
     rdf_features,
+    write_rdf_errors,
 )
 
 
@@ -89,6 +92,7 @@ def test_lammps_box_is_a_rotation_to_lower_triangular():
 def test_rdf_errors_table(tmp_path):
     r = np.linspace(0.05, 6.95, 70)
     g_ref = 1 + np.exp(-((r - 2.8) ** 2) / 0.05)
+    g_ref[r < 2.0] = 0.0  # a liquid: no pairs closer than 2 Å (else it is fused)
     paths = {}
     for name, shift in [("ref", 0.0), ("other", 0.2)]:
         p = tmp_path / f"{name}.csv"
@@ -98,7 +102,7 @@ def test_rdf_errors_table(tmp_path):
         ("teacher", "L4-W128-S40", 0, paths["ref"]),
         ("student", "L1-W8-S4", 1, paths["other"]),
     ]
-    table = rdf_errors_table(entries, ("teacher", "L4-W128-S40", 0))
+    table = rdf_errors_table(entries, [("teacher", "L4-W128-S40", 0)])
     assert list(table.columns) == RDF_TABLE_COLUMNS
     assert table["rdf_error_vs_exp_A"].notna().all()
     by_role = table.set_index("role")
@@ -108,15 +112,16 @@ def test_rdf_errors_table(tmp_path):
     assert set(table["reference"]) == {"teacher/L4-W128-S40/seed0"}
     assert table["first_peak_ok"].all()
     with pytest.raises(UserInputError, match="reference"):
-        rdf_errors_table(entries, ("teacher", "L4-W128-S40", 3))
+        rdf_errors_table(entries, [("teacher", "L4-W128-S40", 3)])
 
 
 def test_reference_with_an_unphysical_first_peak_is_flagged(tmp_path, caplog):
     r = np.linspace(0.05, 6.95, 70)
     p = tmp_path / "ref.csv"
-    pd.DataFrame({"r_A": r, "g": 1 + np.exp(-((r - 3.4) ** 2) / 0.05)}).to_csv(p, index=False)
+    g = np.where(r < 2.0, 0.0, 1 + np.exp(-((r - 3.4) ** 2) / 0.05))
+    pd.DataFrame({"r_A": r, "g": g}).to_csv(p, index=False)
     with caplog.at_level("WARNING"):
-        table = rdf_errors_table([("teacher", "T", 0, p)], ("teacher", "T", 0))
+        table = rdf_errors_table([("teacher", "T", 0, p)], [("teacher", "T", 0)])
     assert not table["first_peak_ok"].iloc[0]
     assert "first peak at 3.4" in caplog.text and "outside 2.7-2.9" in caplog.text
 
@@ -134,11 +139,99 @@ def test_fused_atom_pairs_are_flagged(tmp_path, caplog):
     pd.DataFrame({"r_A": r, "g": g_bad}).to_csv(bad, index=False)
     with caplog.at_level("WARNING"):
         table = rdf_errors_table(
-            [("teacher", "T", 0, ok), ("student", "S", 0, bad)], ("teacher", "T", 0)
+            [("teacher", "T", 0, ok), ("student", "S", 0, bad)], [("teacher", "T", 0)]
         ).set_index("role")
     assert not table.loc["teacher", "fused"] and table.loc["teacher", "min_r_A"] > 2.0
     assert table.loc["student", "fused"] and table.loc["student", "min_r_A"] == pytest.approx(0.25)
     assert "student/S/seed0: atom pairs at 0.25" in caplog.text
+
+
+def _liquid_csvs(tmp_path):
+    """A liquid g(r) (peak at 2.8 Å, nothing below 2 Å), the same plus pairs at 0.25 Å
+    (fused atoms) and the liquid shifted up by 0.2 (an error of 0.2 × 7 Å against it)."""
+    r = np.linspace(0.05, 6.95, 70)
+    g = 1 + np.exp(-((r - 2.8) ** 2) / 0.05)
+    g[r < 2.0] = 0.0
+    g_fused = g.copy()
+    g_fused[2] = 30.0  # r = 0.25 Å
+    out = {}
+    for name, gg in (("ok", g), ("fused", g_fused), ("shifted", np.where(g > 0, g + 0.2, 0))):
+        out[name] = tmp_path / f"{name}.csv"
+        pd.DataFrame({"r_A": r, "g": gg}).to_csv(out[name], index=False)
+    return out
+
+
+TEACHERS = [("teacher", "T", 0), ("teacher", "T", 1), ("teacher", "T", 2)]
+
+
+def test_a_fused_reference_is_flagged_and_not_used(tmp_path, caplog):
+    """Teacher seed 0's liquid fused: seed 1 is the reference, seed 0 is named as skipped
+    (and is an ordinary fused row measured against seed 1), seed 2 is never read."""
+    liq = _liquid_csvs(tmp_path)
+    entries = [
+        ("teacher", "T", 0, liq["fused"]),
+        ("teacher", "T", 1, liq["ok"]),
+        ("student", "S", 0, liq["shifted"]),
+    ]
+    with caplog.at_level("WARNING"):
+        table = rdf_errors_table(entries, TEACHERS).set_index(["role", "seed"])
+    assert set(table["reference"]) == {"teacher/T/seed1"}
+    assert set(table["skipped_references"]) == {"teacher/T/seed0 (0.25 Å)"}
+    assert table.loc[("teacher", 0), "fused"] and not table.loc[("teacher", 1), "fused"]
+    # errors against seed 1's liquid, not seed 0's: the student's +0.2 above 2 Å
+    # (|Δg| = 0.2 on the 50 bins from 2.05 Å; 0.1 Å bins)
+    assert table.loc[("student", 0), "rdf_error_A"] == pytest.approx(0.2 * 50 * 0.1)
+    assert table.loc[("teacher", 1), "rdf_error_A"] == 0.0
+    assert table.loc[("teacher", 0), "rdf_error_A"] == pytest.approx(30.0 * 0.1)
+    assert "reference teacher/T/seed1: the liquid of teacher/T/seed0 (0.25 Å) fused atoms" in (
+        caplog.text
+    )
+
+
+def test_an_unfused_first_member_stays_the_reference(tmp_path):
+    liq = _liquid_csvs(tmp_path)
+    entries = [("teacher", "T", 0, liq["ok"]), ("student", "S", 0, liq["fused"])]
+    table = rdf_errors_table(entries, TEACHERS)
+    assert set(table["reference"]) == {"teacher/T/seed0"}
+    assert set(table["skipped_references"]) == {""}
+
+
+def test_every_member_fused_leaves_only_the_experiment(tmp_path, caplog):
+    liq = _liquid_csvs(tmp_path)
+    entries = [(*t, liq["fused"]) for t in TEACHERS[:2]] + [("student", "S", 0, liq["ok"])]
+    with caplog.at_level("WARNING"):
+        table = rdf_errors_table(entries, TEACHERS[:2])
+    assert set(table["reference"]) == {NO_REFERENCE}
+    assert table["rdf_error_A"].isna().all()
+    assert table["rdf_error_vs_exp_A"].notna().all()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "every teacher member's liquid fused" in errors[0].getMessage()
+    assert "teacher/T/seed0 (0.25 Å); teacher/T/seed1 (0.25 Å)" in errors[0].getMessage()
+
+
+def test_a_reached_candidate_without_its_liquid_is_an_error(tmp_path):
+    liq = _liquid_csvs(tmp_path)
+    with pytest.raises(UserInputError, match="teacher/T/seed1 has no rdf.csv.*seed0 fused"):
+        rdf_errors_table([("teacher", "T", 0, liq["fused"])], TEACHERS)
+
+
+def test_write_rdf_errors_joins_the_reference_candidates(tmp_path):
+    """The workflow passes the RDF models and, separately, the candidates it ran (seed 0
+    twice when it is both): one row per model, the fallback candidate included."""
+    liq = _liquid_csvs(tmp_path)
+    models = [("teacher", "T", 0), ("student", "S", 0)]
+    out = tmp_path / "rdf_errors.csv"
+    write_rdf_errors(
+        models, [liq["fused"], liq["shifted"]], TEACHERS, [liq["fused"], liq["ok"]], out
+    )
+    table = pd.read_csv(out, keep_default_na=False)
+    assert sorted(zip(table["role"], table["seed"], strict=True)) == [
+        ("student", 0),
+        ("teacher", 0),
+        ("teacher", 1),
+    ]
+    assert set(table["reference"]) == {"teacher/T/seed1"}
+    assert liquid_fused(liq["fused"]) and not liquid_fused(liq["ok"])
 
 
 def test_experimental_curve_features_are_the_published_ones():
@@ -175,10 +268,10 @@ def test_no_error_vs_experiment_far_from_its_temperature(tmp_path, caplog):
     p = tmp_path / "ref.csv"
     pd.DataFrame({"r_A": r, "g": 1 + np.exp(-((r - 2.8) ** 2) / 0.05)}).to_csv(p, index=False)
     entries = [("teacher", "T", 0, p)]
-    near = rdf_errors_table(entries, ("teacher", "T", 0), temperature_K=1200.0)
+    near = rdf_errors_table(entries, [("teacher", "T", 0)], temperature_K=1200.0)
     assert near["rdf_error_vs_exp_A"].iloc[0] > 0
     with caplog.at_level("WARNING"):
-        far = rdf_errors_table(entries, ("teacher", "T", 0), temperature_K=1500.0)
+        far = rdf_errors_table(entries, [("teacher", "T", 0)], temperature_K=1500.0)
     assert np.isnan(far["rdf_error_vs_exp_A"].iloc[0])
     assert "no error vs the 1198 K experiment" in caplog.text
 

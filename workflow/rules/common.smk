@@ -74,12 +74,14 @@ ALL_TARGETS = [paths.dataset(RUN), paths.split(RUN), paths.dataset_summary(RUN)]
 
 # --- LAMMPS stage (lammps.smk), whose timings the efficiency table joins
 LAMMPS_SEEDS = set(config["lammps"]["seeds"])
-# the reference g(r): teacher architecture, seed 0 (always run)
-RDF_REFERENCE = ("teacher", TEACHER_ARCH, 0)
-# (role, arch, seed) of the models that get an RDF run (the reference first)
+# candidates for the reference g(r), in order: the teacher members by seed. The first whose
+# liquid does not fuse is the reference (aedistill.rdf.choose_reference); seed 0 always runs,
+# the next member only when every one before it fused (rdf_reference_inputs below).
+RDF_REFERENCES = [("teacher", TEACHER_ARCH, s) for s in TEACHER_SEEDS]
+# (role, arch, seed) of the models that get an RDF run (the first reference candidate first)
 LAMMPS_MODELS = list(
     dict.fromkeys(
-        [RDF_REFERENCE]
+        RDF_REFERENCES[:1]
         + [("teacher", TEACHER_ARCH, s) for s in TEACHER_SEEDS if s in LAMMPS_SEEDS]
         + [("born_again", TEACHER_ARCH, s) for s in BA_SEEDS if s in LAMMPS_SEEDS]
         + [
@@ -92,6 +94,21 @@ LAMMPS_MODELS = list(
         ]
     )
 )
+
+
+def rdf_reference_inputs(wildcards):
+    """rdf.csv of the reference candidates up to the first whose liquid does not fuse: each
+    one's RDF run (lammps_rdf) is a checkpoint, so the next is asked for only after it.
+    """
+    from aedistill.rdf import liquid_fused
+
+    out = []
+    for role, arch, seed in RDF_REFERENCES:
+        rdf = checkpoints.lammps_rdf.get(role=role, arch=arch, seed=seed).output.rdf
+        out.append(rdf)
+        if not liquid_fused(rdf):
+            break
+    return out
 
 
 # --- efficiency stage (efficiency.smk)

@@ -8,7 +8,8 @@ with script_logging(snakemake):
     write_rdf_errors(
         snakemake.params.models,
         snakemake.input.rdfs,
-        snakemake.params.reference,
+        snakemake.params.references,
+        snakemake.input.references,
         snakemake.output.table,
         snakemake.params.temperature_K,
     )

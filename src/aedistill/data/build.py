@@ -44,6 +44,19 @@ def build_dataset(config: Mapping[str, Any], cache_dir: str | os.PathLike[str]) 
     raise UserInputError(f"dataset.source: unknown source {source!r}")
 
 
+#: sources whose configurations come from aedistill.data.generate (dataset.generate)
+GENERATED_SOURCES = ("emt", "meam", "ani-al-model")
+
+
+def n_train_only(config: Mapping[str, Any]) -> int:
+    """How many of the last configurations train only: the compressed cells of
+    ``dataset.generate.n_compressed`` (generated last; absent = 0). ani-al-model may drop
+    out-of-domain configurations; the last ``n_compressed`` still train only."""
+    if config["dataset"]["source"] not in GENERATED_SOURCES:
+        return 0
+    return int(config["dataset"]["generate"].get("n_compressed") or 0)
+
+
 def download_source(config: Mapping[str, Any], cache_dir: str | os.PathLike[str]) -> list[Path]:
     """Fetch what ``dataset.source`` needs from the internet into ``cache_dir`` and check it
     (the workflow runs this as a local job on the submit host, which has internet where
@@ -97,7 +110,13 @@ def run(
             )
     s = config["dataset"]["split"]
     split = make_split(
-        ds.n_conf, s["train"], s["valid"], s["test"], s["seed"], s.get("train_subset", 1.0)
+        ds.n_conf,
+        s["train"],
+        s["valid"],
+        s["test"],
+        s["seed"],
+        s.get("train_subset", 1.0),
+        train_only=n_train_only(config),
     )
     summary = summarize(ds) | {k: len(v) for k, v in split.as_dict().items()}
     summary |= {"train_subset": split.train_subset, "n_train_full": split.n_train_full}

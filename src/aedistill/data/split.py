@@ -48,11 +48,17 @@ def make_split(
     test: float,
     seed: int,
     train_subset: float = 1.0,
+    train_only: int = 0,
 ) -> Split:
     """Random split of ``n_conf`` configurations by fractions (must sum to 1), from ``seed``.
 
-    Depends only on ``(n_conf, fractions, seed)``, so reruns give the same split.
+    Depends only on ``(n_conf, fractions, seed, train_only)``, so reruns give the same split.
     Each part gets at least one configuration.
+
+    ``train_only``: the last ``train_only`` configurations are training configurations only,
+    in every subset (the compressed cells of ``dataset.generate.n_compressed``: they teach
+    the short-range wall; in validation one such cell decides early stopping, in test the
+    errors); the first ``n_conf − train_only`` are split exactly as without them.
 
     ``train_subset`` (in (0, 1]) keeps the first ``ceil(train_subset × n_train)`` training
     configurations in the order of the seeded permutation that made the split: subsets of one
@@ -66,6 +72,12 @@ def make_split(
         raise UserInputError(
             f"dataset.split: fractions must be positive and sum to 1, got {fr.tolist()}"
         )
+    if not 0 <= train_only <= n_conf:
+        raise UserInputError(
+            f"dataset.generate.n_compressed: {train_only} training-only configurations of {n_conf}"
+        )
+    extra = np.arange(n_conf - train_only, n_conf)
+    n_conf -= train_only
     if n_conf < 3:
         raise UserInputError(f"dataset.split: need at least 3 configurations, got {n_conf}")
     perm = np.random.default_rng(seed).permutation(n_conf)
@@ -77,11 +89,11 @@ def make_split(
     # rounded first: 0.3 × 10 is 3.0000000000000004 in floating point, and keeps 3
     n_subset = math.ceil(round(train_subset * n_train, 9))
     return Split(
-        train=np.sort(perm[:n_subset]),
+        train=np.sort(np.concatenate([perm[:n_subset], extra])),
         valid=np.sort(perm[n_train : n_train + n_valid]),
         test=np.sort(perm[n_train + n_valid :]),
         train_subset=float(train_subset),
-        n_train_full=int(n_train),
+        n_train_full=int(n_train + train_only),
     )
 
 

@@ -165,7 +165,7 @@ def teacher_md(
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-    from aedistill.md import _min_distance
+    from aedistill.md import min_distance
     from aedistill.rdf import FUSED_PAIR_DISTANCE_A
 
     rng = np.random.default_rng(settings.seed)
@@ -196,7 +196,7 @@ def teacher_md(
         kept = []
         for _ in range(count):
             dyn.run(settings.interval)
-            d = _min_distance(atoms, max(3.0, FUSED_PAIR_DISTANCE_A))
+            d = min_distance(atoms, max(3.0, FUSED_PAIR_DISTANCE_A))
             if not np.isfinite(atoms.get_potential_energy()) or d < FUSED_PAIR_DISTANCE_A:
                 break
             snap = atoms.copy()

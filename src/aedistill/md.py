@@ -103,7 +103,7 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def _min_distance(atoms, below: float) -> float:
+def min_distance(atoms, below: float) -> float:
     """Smallest interatomic distance if some pair is closer than ``below``, else ``inf``."""
     from aedistill.fastcalc import half_pairs
 
@@ -170,7 +170,7 @@ def run_nve_timing(
     dyn.attach(observe, interval=1)
 
     def check_geometry() -> None:
-        d = _min_distance(atoms, settings.min_distance)
+        d = min_distance(atoms, settings.min_distance)
         if d < settings.min_distance:
             raise MDBlowUpError(
                 f"MD blew up by step {dyn.nsteps}: two atoms {d:.3f} Å apart "

@@ -16,7 +16,7 @@ GRID_ARCHS = [a.slug for a in grid_archs(config)]
 SEEDS = config["grid"]["seeds"]
 TEACHER_SEEDS = list(range(config["teachers"]["n_members"]))
 GRID_ROLES = list(config["grid"]["roles"]) + [
-    f"student_wA{w:g}" for w in config["grid"]["w_A_sweep"]
+    roles.wa_role(w) for w in config["grid"]["w_A_sweep"]
 ]
 # grid roles that also train on the teacher's own configurations (augment.smk)
 AUGMENT_ROLES = [r for r in GRID_ROLES if roles.plan_role(config, r).augmented]

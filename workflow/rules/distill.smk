@@ -7,10 +7,9 @@ LABEL_ROLES = {
     for r in GRID_ROLES + ["born_again"]
     if roles.plan_role(config, r).labels == "teacher"
 }
-STUDENT_ROLES = [
-    r for r in GRID_ROLES if r.startswith("student") or r in ("oracle", "augmented")
-]
-CONTROL_ROLES = [r for r in GRID_ROLES if r in ("control", "matched_control")]
+# the `students` and `controls` targets: grid roles by family (aedistill.roles.ROLES)
+STUDENT_ROLES = roles.in_family(GRID_ROLES, "student")
+CONTROL_ROLES = roles.in_family(GRID_ROLES, "control")
 
 
 TRAIN_INPUTS = {"dataset": paths.dataset(RUN), "split": paths.split(RUN)}

@@ -6,15 +6,12 @@ treats it like any other URL), checked by its git blob id as the real one is."""
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import yaml
 
 from aedistill.data.ani_al import git_blob_sha1_of
 from aedistill.data.canonical import load_dataset
-from tests.integration.test_data_stage import BIN, _copy_workflow
-from tests.unit.test_data import _make_archive
+from tests.helpers import copy_workflow, make_ani_archive, run_snakemake
 
 
 def _config(workdir, archive, url: str) -> str:
@@ -30,21 +27,12 @@ def _config(workdir, archive, url: str) -> str:
     return str(path)
 
 
-def _snakemake(workdir, *args):
-    return subprocess.run(
-        ["timeout", "-k", "5", "600", str(BIN / "snakemake"), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
-
-
 def test_download_is_a_local_job_and_feeds_the_dataset(repo, tmp_path):
-    archive, _ = _make_archive(tmp_path, np.random.default_rng(3))
+    archive, _ = make_ani_archive(tmp_path, np.random.default_rng(3))
     (tmp_path / "wf").mkdir()
-    workdir = _copy_workflow(repo, tmp_path / "wf")
+    workdir = copy_workflow(repo, tmp_path / "wf")
     cfg = _config(workdir, archive, archive.as_uri())
-    r = _snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     # (that the download is a localrule, never submitted: tests/unit/test_envs.py)
@@ -58,23 +46,23 @@ def test_download_is_a_local_job_and_feeds_the_dataset(repo, tmp_path):
 
 
 def test_preplaced_archive_is_used_without_a_download(repo, tmp_path):
-    archive, _ = _make_archive(tmp_path, np.random.default_rng(4))
+    archive, _ = make_ani_archive(tmp_path, np.random.default_rng(4))
     (tmp_path / "wf").mkdir()
-    workdir = _copy_workflow(repo, tmp_path / "wf")
+    workdir = copy_workflow(repo, tmp_path / "wf")
     cfg = _config(workdir, archive, (tmp_path / "nowhere.tgz").as_uri())  # would fail
     cached = workdir / "results" / "dl" / "data" / "cache" / "Al-data.tgz"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(archive.read_bytes())
-    r = _snakemake(workdir, "dataset", "-n", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "-n", "--configfile", cfg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert "download" not in r.stdout.split("Job stats:")[1]  # only the dataset job
-    r = _snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert load_dataset(workdir / "results" / "dl" / "data" / "dataset.h5").n_conf == 6
     # a pre-placed archive that is not the configured one stops the job in one line
     cached.write_bytes(b"not the archive")
     (workdir / "results" / "dl" / "data" / "dataset.h5").unlink()
-    r = _snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
     assert (
         r.returncode != 0 and "does not match dataset.ani_al.git_blob_sha1" in r.stdout + r.stderr
     )

@@ -3,106 +3,12 @@ the efficiency, RDF or LAMMPS data are missing; the role styling is fixed and co
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 import seaborn as sns
 
 from aedistill import plots
-
-ARCHS = [("L1-W8-S8", 1, 8, 8), ("L1-W16-S8", 1, 16, 8), ("L2-W32-S16", 2, 32, 16)]
-TEACHER = ("L4-W128-S40", 4, 128, 40)
-
-
-def synthetic_tables(
-    seeds=(0, 1, 2, 3),
-    roles=("student", "control"),
-    epochs=12,
-    rng_seed=0,
-    archs=ARCHS,
-    teacher=TEACHER,
-) -> dict[str, pd.DataFrame]:
-    """Small models/histories/efficiency/rdf tables with the contract's columns.
-
-    Students are ~15 % more accurate than controls; cost grows with the number of weights.
-    """
-    rng = np.random.default_rng(rng_seed)
-    models, hist, eff, rdf = [], [], [], []
-    entries = [(r, a) for r in roles for a in archs]
-    entries += [("teacher", teacher), ("born_again", teacher)]
-    for role, (slug, L, W, S) in entries:
-        n_w = 200 * W * L + 30 * W * S
-        base_f = 0.02 + 2.0 / np.sqrt(n_w)
-        factor = {"student": 0.85, "born_again": 0.9, "teacher": 1.0}.get(role, 1.0)
-        for seed in seeds:
-            f = base_f * factor * (1 + 0.03 * rng.standard_normal())
-            e = 0.1 * f * (1 + 0.05 * rng.standard_normal())
-            models.append(
-                dict(
-                    run="synthetic",
-                    role=role,
-                    arch=slug,
-                    atom_layers=L,
-                    width=W,
-                    sensitivities=S,
-                    seed=seed,
-                    n_weights=n_w,
-                    epochs=epochs,
-                    best_epoch=epochs - 1,
-                    train_time_s=10.0,
-                    test_e_rmse=e,
-                    test_e_mae=0.8 * e,
-                    test_f_rmse=f,
-                    test_f_mae=0.8 * f,
-                    test_eps_rmse=np.nan,
-                    test_eps_true_rmse=np.nan,
-                )
-            )
-            for ep in range(1, epochs + 1):
-                tr = f * (1 + 3.0 / ep)
-                hist.append(
-                    dict(
-                        role=role,
-                        arch=slug,
-                        seed=seed,
-                        epoch=ep,
-                        lr=1e-3,
-                        train_f_rmse=tr,
-                        valid_f_rmse=tr * 1.1,
-                        train_e_rmse=0.1 * tr,
-                        valid_e_rmse=0.11 * tr,
-                    )
-                )
-            if seed == 0:
-                eff.append(
-                    dict(
-                        role=role,
-                        arch=slug,
-                        seed=seed,
-                        n_weights=n_w,
-                        time_per_step_per_atom_s=1e-6 * (5 + n_w / 2000),
-                        bytes_per_atom=2000 + 0.5 * n_w,
-                        lammps_time_per_step_per_atom_s=0.5e-6 * (5 + n_w / 2000),
-                    )
-                )
-                if role != "teacher":
-                    rdf.append(
-                        dict(
-                            role=role,
-                            arch=slug,
-                            seed=seed,
-                            reference=f"teacher/{teacher[0]}/seed0",
-                            rdf_error_A=5 * f,
-                            rdf_error_vs_exp_A=0.3 + 5 * f,
-                            first_peak_A=2.75,
-                        )
-                    )
-    return dict(
-        models=pd.DataFrame(models),
-        histories=pd.DataFrame(hist),
-        efficiency=pd.DataFrame(eff),
-        rdf_errors=pd.DataFrame(rdf),
-    )
+from tests.helpers import synthetic_tables
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,9 @@ rule train_model:
     resources:
         mem_mb=4000,
         runtime=TRAIN_RUNTIME,
+        max_wall_minutes=TRAIN_WALL_LIMIT,
     params:
-        config=lambda wildcards: train_config(wildcards.role),
+        config=lambda wildcards: settings.train_settings(config, [wildcards.role]),
         role=lambda wildcards: wildcards.role,
     message:
         "Training {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
@@ -101,8 +102,9 @@ if STACK_GRID:
         resources:
             mem_mb=6000,
             runtime=TRAIN_RUNTIME,
+            max_wall_minutes=TRAIN_WALL_LIMIT,
         params:
-            config=train_config("student"),
+            config=settings.train_settings(config, [r for r, _ in STACK_MEMBERS]),
             members=STACK_MEMBERS,
         message:
             "Training the {wildcards.arch} grid as one stack ({params.members})"

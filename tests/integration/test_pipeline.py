@@ -56,4 +56,3 @@ def test_full_pipeline_and_report(finished_run):
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     html = (res / "report.html").read_text(errors="ignore")
     assert "fig2" in html and len(html) > 100_000
-

@@ -105,9 +105,10 @@ def test_documented_commands_resolve(workdir, repo):
 
 
 def test_editing_another_section_does_not_retrain(tmp_path, repo):
-    """Jobs see only the config sections they read: after training, timing and memory probing
-    of one model, changing LAMMPS or figure settings plans nothing, changing the efficiency
-    section reruns only its timing and memory jobs, changing the training section retrains."""
+    """Jobs see only the settings they read: after training, timing and memory probing of one
+    model, changing LAMMPS or figure settings plans nothing, a timing setting reruns only the
+    timing job, a memory setting only the memory probe, a training setting retrains (the
+    contract over a whole run: test_rerun.py)."""
     import yaml
 
     wd = copy_workflow(repo, tmp_path)
@@ -129,7 +130,9 @@ def test_editing_another_section_does_not_retrain(tmp_path, repo):
     r = plan(lammps={"production_steps": 99}, figures={"learning_curve_archs": ["L1-W8-S4"]})
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
     r = plan(efficiency={"blocks": 5})
-    assert r.returncode == 0 and job_stats(r) == {"timing": 1, "memory": 1}, r.stdout[-2000:]
+    assert r.returncode == 0 and job_stats(r) == {"timing": 1}, r.stdout[-2000:]
+    r = plan(efficiency={"memory_probe_supercells": [3, 4, 5]})
+    assert r.returncode == 0 and job_stats(r) == {"memory": 1}, r.stdout[-2000:]
     r = plan(training={"learning_rate": 5e-4})
     assert r.returncode == 0, r.stdout[-2000:]
     assert job_stats(r) == {"train_model": 1, "timing": 1, "memory": 1}, r.stdout[-2000:]

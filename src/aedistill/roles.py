@@ -1,7 +1,13 @@
-"""What each role trains: loss weights, schedule, labels and epochs (torch-free).
+"""The roles: one registry (:data:`ROLES`) of what each role is — family, baselines, legend
+and verdict order, style, the loss keys it reads — and what it trains (:func:`plan_role`:
+loss weights, schedule, labels and epochs). Torch-free.
 
 The Snakefile reads this module while it builds the DAG (which roles need teacher labels,
-which role names are valid), so it must not import torch or hippynn.
+which role names are valid, which roles the ``students`` and ``controls`` targets train),
+so it must not import torch or hippynn. The paired tables (:mod:`aedistill.analysis`,
+:mod:`aedistill.study`), the figures (:mod:`aedistill.plots`) and the config check ask
+here too: a new role is one :class:`RoleSpec` added to :data:`ROLES`
+(tests/integration/test_new_role.py).
 
 Roles (the ``<role>`` directory of :mod:`aedistill.paths`):
 

@@ -5,7 +5,9 @@ Snakemake reruns a job whose recorded params changed, so a job that saw a whole 
 section would rerun for every edit of that section: a student-only loss weight would
 retrain the teachers. Each function here returns the part of the validated config that
 decides one job's outputs, as plain dicts and lists (what Snakemake records and compares;
-it ignores params it cannot represent, such as dataclass instances). A training job's
+it ignores params it cannot represent, such as dataclass instances), with their keys
+sorted (:func:`canonical`: Snakemake compares the params' ``repr``, so the order of the keys
+in a config file must not matter). A training job's
 settings keep the shape of the config (``settings["loss"]["student"]["w_A"]``), so
 :func:`aedistill.training.run` and :func:`aedistill.fastjob.run` read them as a config.
 
@@ -24,6 +26,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aedistill.roles import role_spec
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted, recursively (lists keep their order): the
+    same settings give the same ``repr`` however the config file orders its keys."""
+    if isinstance(value, Mapping):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
+
 
 #: training keys that are not settings of any model (see the module docstring)
 _NOT_MODEL_TRAINING_KEYS = ("max_wall_minutes", "stack_grid")
@@ -63,14 +76,14 @@ def train_settings(config: Mapping[str, Any], roles: Iterable[str]) -> dict[str,
     out = {
         "run_name": config["run_name"],
         "dataset": dataset,
-        "model": dict(config["model"]),
+        "model": config["model"],
         "training": training,
-        "loss": {k: loss[k] for k in sorted(loss)},
+        "loss": loss,
         "labels": labels,
     }
     if "born_again" in roles:
         out["born_again"] = config["born_again"]
-    return out
+    return canonical(out)
 
 
 def wall_limit_resource(config: Mapping[str, Any]) -> str:
@@ -88,12 +101,14 @@ def with_wall_limit(settings: Mapping[str, Any], max_wall_minutes: str) -> dict[
 
 def _efficiency(config: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     e = config["efficiency"]
-    return {
-        "efficiency": {k: e[k] for k in keys if k in e},
-        "dataset": {
-            "generate": {"lattice_constant": config["dataset"]["generate"]["lattice_constant"]}
-        },
-    }
+    return canonical(
+        {
+            "efficiency": {k: e[k] for k in keys if k in e},
+            "dataset": {
+                "generate": {"lattice_constant": config["dataset"]["generate"]["lattice_constant"]}
+            },
+        }
+    )
 
 
 def timing_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,4 +133,4 @@ def rdf_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """What one LAMMPS g(r) run reads (:func:`aedistill.lammps.run_rdf`; its restart
     fingerprint hashes exactly these): the ``lammps`` section without
     :data:`_NOT_RDF_KEYS`."""
-    return {k: v for k, v in config["lammps"].items() if k not in _NOT_RDF_KEYS}
+    return canonical({k: v for k, v in config["lammps"].items() if k not in _NOT_RDF_KEYS})

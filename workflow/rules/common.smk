@@ -37,8 +37,9 @@ def all_models():
 def config_sections(*keys):
     """The config sections a job reads, as its ``params``: Snakemake reruns a job whose
     params changed, so a job must not see sections it does not use (the jobs that read
-    parts of sections get them from aedistill.settings)."""
-    return {k: config[k] for k in keys}
+    parts of sections get them from aedistill.settings), keys sorted (settings.canonical:
+    the order of the keys in a config file must not rerun anything)."""
+    return settings.canonical({k: config[k] for k in keys})
 
 
 # training jobs: training.max_wall_minutes as a resource, not a param (aedistill.settings)

@@ -6,8 +6,8 @@ table below is the contract, checked with ``snakemake -n`` against the session's
 run of ``config/test.yaml`` (2 teachers L2-W16-S8, student and control L1-W8-S4 seeds 0-1
 trained one model per job, Born-Again seed 0; timing, memory and LAMMPS g(r) of the seed-0
 models). Where the grid trains as one stack (``training.stack_grid``) a student-only edit
-reruns the whole stack: its other members come out bit-identical
-(test_fasttrain.py::test_stack_members_do_not_see_each_others_weights).
+reruns the whole stack: its other members come out bit-identical (the last test here, and
+test_fasttrain.py::test_stack_members_do_not_see_each_others_weights).
 """
 
 from __future__ import annotations
@@ -138,3 +138,47 @@ def test_an_edit_plans_exactly_the_jobs_that_read_it(finished_run, edit):
     r = run_snakemake(finished_run, "-n", "--configfile", name, timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert job_stats(r) == edit.jobs, f"{edit.key}: expected {edit.why}\n" + r.stdout[-3000:]
+
+
+def test_a_student_edit_reruns_its_stack_and_the_controls_come_out_bit_identical(
+    finished_run, tmp_path
+):
+    """With training.stack_grid the students share one job per architecture with the
+    controls: a student-only edit reruns that job, and the controls it writes again are the
+    same models, bit for bit (in a copy of the finished run: this one trains)."""
+    import shutil
+
+    import torch
+
+    wd = tmp_path / "run"
+    shutil.copytree(finished_run, wd, symlinks=True)  # mtimes and .snakemake records too
+    cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
+    cfg["training"]["stack_grid"] = True
+    (wd / "config" / "stack.yaml").write_text(yaml.safe_dump(cfg))
+    cfg = edited(cfg, "loss.student.w_A", lambda old: 3.0)
+    (wd / "config" / "stack-wA.yaml").write_text(yaml.safe_dump(cfg))
+    models = {
+        (role, seed): wd / f"results/test/models/{role}/L1-W8-S4/seed{seed}/model.pt"
+        for role in ("student", "control")
+        for seed in cfg["grid"]["seeds"]
+    }
+    targets = [str(p.relative_to(wd)) for p in models.values()]
+
+    def weights() -> dict:
+        out = {}
+        for key, path in models.items():
+            state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+            out[key] = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+        return out
+
+    r = run_snakemake(wd, *targets, "--cores", "1", "--configfile", "config/stack.yaml")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    before = weights()
+    r = run_snakemake(wd, *targets, "-n", "--configfile", "config/stack-wA.yaml", timeout=300)
+    assert job_stats(r) == {"train_grid_stack": 1}, (r.stdout + r.stderr)[-3000:]
+    r = run_snakemake(wd, *targets, "--cores", "1", "--configfile", "config/stack-wA.yaml")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    after = weights()
+    for (role, seed), state in before.items():
+        same = all(torch.equal(v, after[role, seed][k]) for k, v in state.items())
+        assert same is (role == "control"), (role, seed)

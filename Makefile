@@ -64,8 +64,9 @@ lint: install
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/test.yaml
 
+# --durations=15: the 15 slowest tests, to keep an eye on the suite's cost
 test: lint
-	$(BIN)/python -m pytest -ra tests
+	$(BIN)/python -m pytest -ra --durations=15 tests
 
 unit: install
 	$(BIN)/python -m pytest -ra tests/unit

@@ -39,7 +39,7 @@ else:
     include: "workflow/rules/common.smk"
 
     wildcard_constraints:
-        role=roles.ROLE_PATTERN,
+        role=roles.role_pattern(),
         arch=paths.ARCH_PATTERN,
         seed=r"[0-9]+",
 

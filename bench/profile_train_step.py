@@ -1,4 +1,4 @@
-"""Where a training step's time goes: torch.profiler tables of today's hippynn step and of
+"""Where a training step's time goes: torch.profiler tables of hippynn's step (the baseline) and of
 the fast stacked engine's step (same data, same batches).
 
 Today's step is hippynn's standard step on the pipeline's training modules (pair cache,
@@ -72,7 +72,8 @@ def main() -> None:
         for k in range(n):
             tr.train_step(train[order[k * bs : (k + 1) * bs]])
 
-    for name, fn in (("today (1 model)", today), (f"new ({args.models} models)", new)):
+    steps = (("hippynn step (1 model)", today), (f"fast stack step ({args.models} models)", new))
+    for name, fn in steps:
         fn(2)  # warm-up (numba compilation, allocator)
         t0 = time.process_time()
         fn(args.steps)

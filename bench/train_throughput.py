@@ -1,21 +1,28 @@
-"""Training throughput: today's hippynn path vs the fast stacked engine; raw hippynn vs pipeline.
+"""Training throughput: the fast stacked engine against two per-model baselines, named; raw
+hippynn vs the pipeline's hippynn engine.
 
-``--mode fast`` (default): model-epochs per CPU-second of
+``--mode fast`` (default): model-epochs per CPU-second of three paths,
 
-* today: :func:`aedistill.training.train_model` (hippynn's loop; one model at a time), and
-* new: :class:`aedistill.fast.StackTrainer` training the grid's models of one
-  architecture as one stack (control + student × ``--seeds``; the teacher ensemble's
-  ``--teacher-members`` for the teacher architecture),
+* ``hippynn per-model``: :func:`aedistill.training.train_model` with ``training.engine:
+  hippynn`` (hippynn's loop, one model at a time: the engine before the fast one),
+* ``fast per-model``: :func:`aedistill.training.train_model` with ``training.engine: fast``
+  (the config's default: the fast engine as a stack of one, one job per model), and
+* ``fast stack``: :class:`aedistill.fast.StackTrainer` training the grid's models of
+  one architecture as one stack (control + student × ``--seeds``; the teacher ensemble's
+  ``--teacher-members`` for the teacher architecture; ``training.stack_grid``),
 
 on the default EMT dataset (``config/config.yaml``'s families, cached in ``--cache``), same
-config, same batch size, validation and training-subset evaluation every epoch. Both paths
-run in this process, interleaved (today, new, today, new, … per architecture); CPU seconds
+config, same batch size, validation and training-subset evaluation every epoch. All paths
+run in this process, interleaved per architecture and round; CPU seconds
 (``time.process_time``) of epochs 2..E (epoch 1 holds one-off setup). Prints per-epoch costs
-and the ratio new / today (goal: ≥ 4 for the grid, ≥ 2 for the teacher).
+and both ratios: ``stack/fast`` (fast stack vs fast per-model: what stacking adds) and
+``stack/hippynn`` (fast stack vs hippynn per-model: what the fast engine and stacking add
+together).
 
 ``--mode raw``: median seconds per epoch of a minimal raw hippynn loop vs the pipeline's
-``train_model`` (same model and data, pairs precomputed, Adam, one validation pass per epoch);
-``raw / pipeline`` ≥ 0.95 means the pipeline costs at most ~5 % more per epoch.
+``train_model`` with ``training.engine: hippynn`` (same model and data, pairs precomputed,
+Adam, one validation pass per epoch); ``raw / pipeline`` ≥ 0.95 means the pipeline costs at
+most ~5 % more per epoch than hippynn's own example loop.
 
 Usage::
 
@@ -86,9 +93,16 @@ def raw_epoch_times(config, arch, ds, split, epochs: int) -> list[float]:
     return list(tracker.epoch_times)
 
 
+def with_engine(config, engine: str):
+    """``config`` with ``training.engine`` set to ``engine`` (``fast`` or ``hippynn``)."""
+    return {**config, "training": {**config["training"], "engine": engine}}
+
+
 def pipeline_epoch_times(config, arch, ds, split, epochs: int) -> list[float]:
+    """Seconds per epoch of train_model on hippynn's engine (the raw loop's counterpart)."""
     from aedistill.training import train_model
 
+    config = with_engine(config, "hippynn")
     with tempfile.TemporaryDirectory() as d:
         r = train_model(config, "control", arch, 0, ds, split, d, max_epochs=epochs)
     wall = r.history.wall_s.to_numpy()
@@ -114,10 +128,12 @@ def default_data(cache: str):
     return config, ds, split
 
 
-def today_epochs(config, role, arch, ds, split, epochs: int) -> list[float]:
-    """CPU seconds of epochs 2..E of one train_model run (checkpoints, history included)."""
+def per_model_epochs(config, engine, role, arch, ds, split, epochs: int) -> list[float]:
+    """CPU seconds of epochs 2..E of one train_model run on ``engine`` (checkpoints, history
+    included)."""
     from aedistill.training import train_model
 
+    config = with_engine(config, engine)
     marks: list[float] = []
     labels = ds.atom_energies if role == "student" else None
     with tempfile.TemporaryDirectory() as d:
@@ -175,23 +191,30 @@ def run_fast(args) -> None:
         f"threads {torch.get_num_threads()}, torch {torch.__version__}",
         flush=True,
     )
-    today = {a: [] for a, _, _ in jobs}
-    new = {a: [] for a, _, _ in jobs}
+    paths = ("hippynn", "fast", "stack")  # hippynn per-model, fast per-model, fast stack
+    cost: dict[str, dict[str, list[float]]] = {p: {a: [] for a, _, _ in jobs} for p in paths}
     for _ in range(args.rounds):
         for arch, role, rs in jobs:
-            today[arch] += today_epochs(config, role, arch, ds, split, args.epochs)
-            new[arch] += fast_epochs(config, rs, arch, ds, split, args.epochs)
+            for engine in ("hippynn", "fast"):
+                cost[engine][arch] += per_model_epochs(
+                    config, engine, role, arch, ds, split, args.epochs
+                )
+            cost["stack"][arch] += fast_epochs(config, rs, arch, ds, split, args.epochs)
     print(
-        f"{'arch':<11} {'models':>6} {'today s/model-epoch':>20} {'new s/stack-epoch':>18} "
-        f"{'today m-ep/CPU-s':>17} {'new m-ep/CPU-s':>15} {'new/today':>10}"
+        "CPU s per model-epoch of hippynn per-model (train_model, engine hippynn) and fast "
+        "per-model (train_model, engine fast), per stack-epoch of the fast stack; ratios: "
+        "model-epochs per CPU-second of the stack over each per-model baseline"
+    )
+    print(
+        f"{'arch':<11} {'models':>6} {'hippynn s':>10} {'fast s':>8} {'stack s':>8} "
+        f"{'stack m-ep/CPU-s':>17} {'stack/fast':>11} {'stack/hippynn':>14}"
     )
     for arch, _, rs in jobs:
-        t = float(np.median(today[arch]))
-        n = float(np.median(new[arch]))
+        h, f, s = (float(np.median(cost[p][arch])) for p in paths)
         m = len(rs)
         print(
-            f"{arch:<11} {m:>6} {t:>20.3f} {n:>18.3f} {1 / t:>17.3f} {m / n:>15.3f} "
-            f"{m * t / n:>9.1f}x",
+            f"{arch:<11} {m:>6} {h:>10.3f} {f:>8.3f} {s:>8.3f} {m / s:>17.3f} "
+            f"{m * f / s:>10.1f}x {m * h / s:>13.1f}x",
             flush=True,
         )
 
@@ -245,9 +268,12 @@ def run_raw(args) -> None:
         f"raw hippynn : {r_med:.3f} s/epoch  (epochs {np.round(raw, 3).tolist()}, total {t1 - t0:.1f} s)"
     )
     print(
-        f"pipeline    : {p_med:.3f} s/epoch  (epochs {np.round(pipe, 3).tolist()}, total {t2 - t1:.1f} s)"
+        f"pipeline (train_model, engine hippynn): {p_med:.3f} s/epoch  (epochs {np.round(pipe, 3).tolist()}, total {t2 - t1:.1f} s)"
     )
-    print(f"throughput ratio raw/pipeline = {r_med / p_med:.3f}  (goal >= 0.95)")
+    print(
+        f"throughput ratio raw hippynn / pipeline (engine hippynn) = {r_med / p_med:.3f}  "
+        "(goal >= 0.95)"
+    )
 
 
 if __name__ == "__main__":

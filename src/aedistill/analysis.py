@@ -46,6 +46,7 @@ import pandas as pd
 from aedistill.config import grid_archs
 from aedistill.errors import UserInputError
 from aedistill.io import read_json, write_csv
+from aedistill.roles import comparisons as role_comparisons
 
 log = logging.getLogger(__name__)
 
@@ -279,32 +280,15 @@ def hypervolume_table(front: pd.DataFrame, margin: float = HV_MARGIN) -> pd.Data
 
 # --------------------------------------------------------------------------- paired stats
 def comparisons(roles: Iterable[str]) -> list[tuple[str, str]]:
-    """(role, baseline) pairs to test, among the roles present.
+    """(role, baseline) pairs to test, among the roles present: each role against the
+    baselines of its :class:`aedistill.roles.RoleSpec` (:func:`aedistill.roles.comparisons`).
 
-    Every comparison role (student, matched_control, oracle, student_wA*, augmented) against
-    control; student against matched_control (isolates the w_A term: same w_F); oracle against
-    student (exact vs teacher per-atom energies); augmented against student (what the
-    teacher's own configurations add).
+    Today: every comparison role (student, matched_control, oracle, augmented, student_wA*
+    by w_A) against control; student against matched_control (isolates the w_A term: same w_F);
+    oracle against student (exact vs teacher per-atom energies); augmented against student
+    (what the teacher's own configurations add).
     """
-    present = set(roles)
-    wa = sorted((r for r in present if r.startswith("student_wA")), key=_wa_value)
-    compared = ("student", "matched_control", "oracle", *wa, "augmented")
-    out = [(r, "control") for r in compared if r in present]
-    out = [p for p in out if "control" in present]
-    if {"student", "matched_control"} <= present:
-        out.append(("student", "matched_control"))
-    if {"oracle", "student"} <= present:
-        out.append(("oracle", "student"))
-    if {"augmented", "student"} <= present:
-        out.append(("augmented", "student"))
-    return out
-
-
-def _wa_value(role: str) -> float:
-    try:
-        return float(role.removeprefix("student_wA"))
-    except ValueError:
-        return math.inf
+    return role_comparisons(roles)
 
 
 def paired_stats(diff: Sequence[float]) -> dict[str, float]:

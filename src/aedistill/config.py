@@ -20,6 +20,7 @@ import yaml
 from aedistill.arch import Arch
 from aedistill.engine import check_engine_config
 from aedistill.errors import UserInputError
+from aedistill.roles import grid_roles
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -91,6 +92,11 @@ def check_semantics(config: Mapping[str, Any], where: str = "config") -> None:
     ):
         raise UserInputError(
             f"{where}: key 'labels.target': 'mean' or a member index 0..{config['teachers']['n_members'] - 1}, got {target!r}"
+        )
+    unknown = [r for r in config["grid"]["roles"] if r not in grid_roles()]
+    if unknown:
+        raise UserInputError(
+            f"{where}: key 'grid.roles': {unknown[0]!r} is not one of {', '.join(grid_roles())}"
         )
     sched = [row["epoch"] for row in config["born_again"]["schedule"]]
     if sched != sorted(sched) or sched[0] != 1:

@@ -33,6 +33,14 @@ from matplotlib.lines import Line2D  # noqa: E402
 from aedistill import analysis  # noqa: E402
 from aedistill.io import atomic_path  # noqa: E402
 from aedistill.rdf import FUSED_PAIR_DISTANCE_A, NO_REFERENCE  # noqa: E402
+from aedistill.roles import (  # noqa: E402
+    WA_PREFIX,
+    grid_roles,
+    is_known,
+    ordered_roles,
+    role_spec,
+    wa_value,
+)
 
 log = logging.getLogger(__name__)
 # matplotlib's PDF backend logs every font-subsetting step at INFO
@@ -40,27 +48,8 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 DPI = 150
 _PALETTE = sns.color_palette("colorblind", 10)
-#: Fixed role → (colour, marker, label). student_wA<value> roles get colours 5.. in w_A order.
-_FIXED = {
-    "student": (_PALETTE[0], "o", "student"),
-    "control": (_PALETTE[1], "s", "control"),
-    "matched_control": (_PALETTE[2], "^", "matched control"),
-    "born_again": (_PALETTE[3], "P", "Born-Again"),
-    "oracle": (_PALETTE[4], "D", "oracle (exact ε)"),
-    "teacher": ((0.0, 0.0, 0.0), "*", "teacher"),
-    "augmented": (_PALETTE[9], "h", "augmented (teacher MD data)"),
-}
+#: Colours of the student_wA<value> roles, in w_A order (other roles: their RoleSpec's).
 _WA_COLOURS = [_PALETTE[i] for i in (5, 6, 8, 7)]
-#: Order in legends.
-ROLE_ORDER = [
-    "teacher",
-    "born_again",
-    "student",
-    "control",
-    "matched_control",
-    "oracle",
-    "augmented",
-]
 
 F_LABEL = "test force RMSE (eV/Å)"
 E_LABEL = "test energy RMSE (meV/atom)"
@@ -89,31 +78,22 @@ def apply_style() -> None:
 
 
 def role_style(role: str, roles: Sequence[str] = ()) -> tuple[tuple[float, ...], str, str]:
-    """(colour, marker, legend label) of ``role``.
+    """(colour, marker, legend label) of ``role``, from its :class:`aedistill.roles.RoleSpec`.
 
     Fixed for the named roles; ``student_wA<v>`` roles are coloured in increasing ``v`` order
     among all w_A roles in ``roles`` (pass every role of the run so figures agree).
     """
-    if role in _FIXED:
-        return _FIXED[role]
-    if role.startswith("student_wA"):
-        was = sorted({r for r in (*roles, role) if r.startswith("student_wA")}, key=_wa_key)
-        i = was.index(role)
-        return _WA_COLOURS[i % len(_WA_COLOURS)], "v", f"student, w_A = {role[10:]}"
-    return (0.5, 0.5, 0.5), "x", role
-
-
-def _wa_key(role: str) -> float:
-    return analysis._wa_value(role)
-
-
-def ordered_roles(roles: Sequence[str]) -> list[str]:
-    """Roles in legend order: fixed roles first, then w_A variants by value, then others."""
-    present = list(dict.fromkeys(roles))
-    fixed = [r for r in ROLE_ORDER if r in present]
-    was = sorted((r for r in present if r.startswith("student_wA")), key=_wa_key)
-    rest = sorted(r for r in present if r not in fixed and r not in was)
-    return fixed + was + rest
+    if not is_known(role):
+        return (0.5, 0.5, 0.5), "x", role
+    spec = role_spec(role)
+    if spec.sweep:
+        was = sorted(
+            {r for r in (*roles, role) if is_known(r) and role_spec(r).sweep}, key=wa_value
+        )
+        colour = _WA_COLOURS[was.index(role) % len(_WA_COLOURS)]
+        return colour, spec.marker, spec.label.format(w_A=role.removeprefix(WA_PREFIX))
+    colour = (0.0, 0.0, 0.0) if spec.colour is None else _PALETTE[spec.colour]
+    return colour, spec.marker, spec.label
 
 
 def save_figure(fig: plt.Figure, png: str | os.PathLike[str], pdf: str | os.PathLike[str]) -> None:
@@ -437,15 +417,17 @@ def fig4_learning_curves(
     png: str | os.PathLike[str],
     pdf: str | os.PathLike[str],
     run: str | None = None,
-    roles: Sequence[str] = ("student", "control", "matched_control", "oracle", "augmented"),
+    roles: Sequence[str] | None = None,
 ) -> list[str]:
     """Fig 4: train (A) and validation (B) force RMSE vs epoch, one row per architecture.
 
     One thin line per seed (student and control share seeds, hence initial weights); the
-    grid roles in ``roles`` that have histories for the architecture are drawn. Log y.
+    grid roles in ``roles`` (default: the named grid roles of :mod:`aedistill.roles`) that
+    have histories for the architecture are drawn. Log y.
     ``archs``: the config's choice, :func:`aedistill.analysis.learning_curve_archs`.
     """
     apply_style()
+    roles = grid_roles() if roles is None else roles
     notes: list[str] = []
     archs = list(archs)
     nrow = max(1, len(archs))

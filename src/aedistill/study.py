@@ -44,12 +44,14 @@ import pandas as pd
 
 from aedistill.analysis import comparisons, holm, paired_table, read_models, reference_rows
 from aedistill.io import write_csv
+from aedistill.roles import ROLES, verdict_key
 
 CRITERION_RATIO = 0.5
-#: The roles every other grid role is compared with (paired, same arch and seed).
-BASELINES = ("control", "matched_control")
+#: The roles every other grid role is compared with (paired, same arch and seed): the
+#: control family of :data:`aedistill.roles.ROLES`.
+BASELINES = tuple(name for name, s in ROLES.items() if s.family == "control")
 #: Roles outside the student/control grid (other architectures: nothing to pair with).
-NON_GRID_ROLES = ("teacher", "born_again")
+NON_GRID_ROLES = tuple(name for name, s in ROLES.items() if not s.grid)
 #: Family-wise error rate of the verdict (Holm-adjusted paired t-test).
 ALPHA = 0.05
 #: Tables of a study, in the order they are written.
@@ -227,19 +229,6 @@ def study_tables(runs: Sequence[str | os.PathLike[str] | RunInfo]) -> dict[str, 
     }
 
 
-def _role_key(role: str) -> tuple[int, float, str]:
-    """Verdict order: baselines, student, its w_A variants by value, oracle, other roles."""
-    fixed = [*BASELINES, "student"]
-    if role in fixed:
-        return (fixed.index(role), 0.0, role)
-    if role.startswith("student_wA"):
-        try:
-            return (3, float(role.removeprefix("student_wA")), role)
-        except ValueError:
-            pass
-    return (4 if role == "oracle" else 5, 0.0, role)
-
-
 def _converged(series: pd.Series) -> pd.Series:
     """models.csv's ``converged`` as 1.0/0.0 (NaN where a model did not record it)."""
     return series.map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0})
@@ -314,7 +303,7 @@ def verdict_table(
         involved.append(float(grid.loc[same & grid["role"].isin(roles), "_converged"].mean()))
     out["converged_fraction_involved"] = involved
     ref_order = {ref: i for i, ref in enumerate(dict.fromkeys(models["reference"]))}
-    sort_keys = {"reference": ref_order.get, "role": _role_key}
+    sort_keys = {"reference": ref_order.get, "role": verdict_key}
 
     def order(column: pd.Series) -> pd.Series:
         return column.map(sort_keys[column.name]) if column.name in sort_keys else column

@@ -14,8 +14,7 @@ from aedistill.data.canonical import load_dataset
 from aedistill.data.split import load_split
 from aedistill.evaluation import evaluate_model
 from aedistill.labels import load_labels
-from tests.integration.test_data_stage import _copy_workflow, snakemake
-from tests.integration.test_targets import _job_stats
+from tests.helpers import copy_workflow, job_stats, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +22,7 @@ N_AUG = 6
 
 
 def test_augmented_role_trains_on_teacher_configurations(repo, tmp_path):
-    wd = _copy_workflow(repo, tmp_path)
+    wd = copy_workflow(repo, tmp_path)
     cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
     cfg["grid"] |= {"roles": ["student", "control", "augmented"], "seeds": [0]}
     cfg["training"] |= {"stack_grid": True}  # student + control stacked, augmented alone
@@ -36,12 +35,12 @@ def test_augmented_role_trains_on_teacher_configurations(repo, tmp_path):
     }
     (wd / "config" / "aug.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     target = "results/test/tables/models.csv"
-    r = snakemake(wd, target, "-n", "--configfile", "config/aug.yaml", timeout=300)
+    r = run_snakemake(wd, target, "-n", "--configfile", "config/aug.yaml", timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    stats = _job_stats(r)
+    stats = job_stats(r)
     assert stats["augment"] == 1 and stats["train_model"] == 1, stats
     assert stats["train_grid_stack"] == 1, stats
-    r = snakemake(wd, target, "--cores", "1", "--configfile", "config/aug.yaml", timeout=900)
+    r = run_snakemake(wd, target, "--cores", "1", "--configfile", "config/aug.yaml", timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
 
     res = wd / "results" / "test"

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_data_stage import _copy_workflow
-
-BIN = Path(sys.executable).parent
+from tests.helpers import BIN, copy_workflow
 
 
 def _test_config(repo: Path) -> dict:
@@ -58,7 +56,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def workdir(repo, tmp_path_factory):
-    return _copy_workflow(repo, tmp_path_factory.mktemp("cfgerr"))
+    return copy_workflow(repo, tmp_path_factory.mktemp("cfgerr"))
 
 
 def _error_lines(text: str) -> list[str]:

@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from aedistill.data.canonical import load_dataset
 from aedistill.data.split import load_split
-
-BIN = Path(sys.executable).parent
-
-
-def _copy_workflow(repo: Path, dest: Path) -> Path:
-    """A private copy of the workflow so tests never touch the user's results/."""
-    for item in ("Snakefile", "workflow", "config", "envs", "profiles", "src"):
-        src = repo / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
-    return dest
+from tests.helpers import BIN, copy_workflow, run_snakemake
 
 
 @pytest.fixture(scope="module")
 def workdir(repo, tmp_path_factory):
-    return _copy_workflow(repo, tmp_path_factory.mktemp("wf"))
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = os.environ | {"HIPPYNN_USE_CUSTOM_KERNELS": "_pytorch_raw", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [str(BIN / "snakemake"), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    return copy_workflow(repo, tmp_path_factory.mktemp("wf"))
 
 
 @pytest.mark.parametrize(
@@ -56,7 +31,7 @@ def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Compl
     ],
 )
 def test_dry_run_each_config(workdir, config):
-    r = snakemake(workdir, "-n", "--configfile", f"config/{config}", timeout=300)
+    r = run_snakemake(workdir, "-n", "--configfile", f"config/{config}", timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
@@ -90,7 +65,7 @@ def test_study_configs_differ_from_the_default_only_in_reference_and_stages(repo
 
 
 def test_data_stage_runs_for_real(workdir, tiny_dataset):
-    r = snakemake(workdir, "dataset", "--cores", "1", "--configfile", "config/test.yaml")
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", "config/test.yaml")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = workdir / "results" / "test" / "data"
     ds = load_dataset(out / "dataset.h5")
@@ -103,7 +78,7 @@ def test_data_stage_runs_for_real(workdir, tiny_dataset):
     assert (workdir / "logs" / "test" / "data" / "dataset.h5.log").stat().st_size > 0
     assert (workdir / "benchmarks" / "test" / "data" / "dataset.h5.tsv").exists()
     # a rerun has nothing to do
-    r = snakemake(workdir, "dataset", "-n", "--configfile", "config/test.yaml")
+    r = run_snakemake(workdir, "dataset", "-n", "--configfile", "config/test.yaml")
     assert "Nothing to be done" in r.stdout + r.stderr
 
 
@@ -114,7 +89,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(workdir, tmp_path):
     )
     cfg = tmp_path / "extxyz.yaml"
     cfg.write_text(f"run_name: bad\ndataset:\n  source: extxyz\n  path: {bad}\n")
-    r = snakemake(workdir, "dataset", "--cores", "1", "--configfile", str(cfg))
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", str(cfg))
     assert r.returncode != 0
     assert f"error: {bad}" in r.stdout + r.stderr
     assert not (workdir / "results" / "bad" / "data" / "dataset.h5").exists()
@@ -123,7 +98,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(workdir, tmp_path):
 def test_unknown_config_key_fails_naming_it(workdir, tmp_path):
     cfg = tmp_path / "typo.yaml"
     cfg.write_text("run_name: typo\ntrainig:\n  max_epochs: 3\n")
-    r = snakemake(workdir, "-n", "--configfile", str(cfg))
+    r = run_snakemake(workdir, "-n", "--configfile", str(cfg))
     assert r.returncode != 0
     assert "trainig" in r.stdout + r.stderr
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 import numpy as np
 import yaml
 
 from aedistill.data.ani_al import git_blob_sha1_of
 from aedistill.data.canonical import load_dataset
-from tests.integration.test_data_stage import BIN, _copy_workflow
-from tests.unit.test_data import _make_archive
+from tests.helpers import copy_workflow, make_ani_archive, run_snakemake
 
 
 def _config(workdir, archive, url: str) -> str:
@@ -32,21 +30,12 @@ def _config(workdir, archive, url: str) -> str:
     return str(path)
 
 
-def _snakemake(workdir, *args):
-    return subprocess.run(
-        ["timeout", "-k", "5", "600", str(BIN / "snakemake"), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
-
-
 def test_download_is_a_local_job_and_feeds_the_dataset(repo, tmp_path):
-    archive, _ = _make_archive(tmp_path, np.random.default_rng(3))
+    archive, _ = make_ani_archive(tmp_path, np.random.default_rng(3))
     (tmp_path / "wf").mkdir()
-    workdir = _copy_workflow(repo, tmp_path / "wf")
+    workdir = copy_workflow(repo, tmp_path / "wf")
     cfg = _config(workdir, archive, archive.as_uri())
-    r = _snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     # (that the download is a localrule, never submitted: tests/unit/test_envs.py)
@@ -60,23 +49,23 @@ def test_download_is_a_local_job_and_feeds_the_dataset(repo, tmp_path):
 
 
 def test_preplaced_archive_is_used_without_a_download(repo, tmp_path):
-    archive, _ = _make_archive(tmp_path, np.random.default_rng(4))
+    archive, _ = make_ani_archive(tmp_path, np.random.default_rng(4))
     (tmp_path / "wf").mkdir()
-    workdir = _copy_workflow(repo, tmp_path / "wf")
+    workdir = copy_workflow(repo, tmp_path / "wf")
     cfg = _config(workdir, archive, (tmp_path / "nowhere.tgz").as_uri())  # would fail
     cached = workdir / "results" / "dl" / "data" / "cache" / "Al-data.tgz"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(archive.read_bytes())
-    r = _snakemake(workdir, "dataset", "-n", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "-n", "--configfile", cfg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert "download" not in r.stdout.split("Job stats:")[1]  # only the dataset job
-    r = _snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert load_dataset(workdir / "results" / "dl" / "data" / "dataset.h5").n_conf == 6
     # a pre-placed archive that is not the configured one stops the job in one line
     cached.write_bytes(b"not the archive")
     (workdir / "results" / "dl" / "data" / "dataset.h5").unlink()
-    r = _snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
     assert (
         r.returncode != 0 and "does not match dataset.ani_al.git_blob_sha1" in r.stdout + r.stderr
     )
@@ -86,9 +75,9 @@ def test_placed_archive_older_than_the_code_is_never_deleted(repo, tmp_path):
     """An archive placed long ago (scp -p, rsync -a, downloaded before the clone) is older than
     the download rule's script: Snakemake used to plan the download for it ("code has
     changed"), deleting the file, then fail offline. It is no rule's output now."""
-    archive, _ = _make_archive(tmp_path, np.random.default_rng(5))
+    archive, _ = make_ani_archive(tmp_path, np.random.default_rng(5))
     (tmp_path / "wf").mkdir()
-    workdir = _copy_workflow(repo, tmp_path / "wf")
+    workdir = copy_workflow(repo, tmp_path / "wf")
     cfg = _config(workdir, archive, (tmp_path / "nowhere.tgz").as_uri())  # offline
     cached = workdir / "results" / "dl" / "data" / "cache" / "Al-data.tgz"
     cached.parent.mkdir(parents=True)
@@ -97,14 +86,14 @@ def test_placed_archive_older_than_the_code_is_never_deleted(repo, tmp_path):
     os.utime(cached, (past, past))
     script = workdir / "workflow" / "scripts" / "download.py"
     assert cached.stat().st_mtime < script.stat().st_mtime
-    r = _snakemake(workdir, "dataset", "-n", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "-n", "--configfile", cfg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert _job_counts(r.stdout) == {"dataset": 1, "total": 1}, r.stdout[-2000:]
-    r = _snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", cfg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert cached.read_bytes() == archive.read_bytes() and cached.stat().st_mtime == past
     assert load_dataset(workdir / "results" / "dl" / "data" / "dataset.h5").n_conf == 6
-    r = _snakemake(workdir, "dataset", "-n", "--configfile", cfg)
+    r = run_snakemake(workdir, "dataset", "-n", "--configfile", cfg)
     assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
 
 

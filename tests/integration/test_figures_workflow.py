@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import synthetic_tables
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "unit"))
-from test_plots import synthetic_tables  # noqa: E402
 
 RULES = ["analysis", "figure", "figures"]
 

@@ -16,6 +16,7 @@ from ase.build import bulk
 
 from aedistill.arch import Arch
 from aedistill.errors import UserInputError
+from tests.helpers import LIQUID
 
 pytestmark = [pytest.mark.lammps, pytest.mark.usefixtures("lammps_module")]
 
@@ -119,20 +120,6 @@ def test_two_interaction_layers_are_refused(tmp_path, implementation):
     with pytest.raises(UserInputError, match="interaction layers"):
         export_mliap(model, tmp_path / "deep.mliap.pt", implementation)
     assert not (tmp_path / "deep.mliap.pt").exists()
-
-
-LIQUID = {
-    "supercell": 4,
-    "density": 2.375,
-    "temperature": 1200.0,
-    "timestep": 2.0,
-    "melt_steps": 300,
-    "equilibration_steps": 300,
-    "production_steps": 600,
-    "rdf_every": 20,
-    "rdf_bins": 100,
-    "rdf_rmax": 7.0,
-}
 
 
 def test_meam_liquid_rdf_physics(tmp_path):

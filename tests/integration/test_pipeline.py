@@ -1,4 +1,5 @@
-"""The whole chain on config/test.yaml, for real, then the HTML report."""
+"""The whole chain on config/test.yaml, for real (the session's ``finished_run``), then the
+HTML report. What an edit of the config reruns in that run: test_rerun.py."""
 
 from __future__ import annotations
 
@@ -7,18 +8,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from tests.integration.test_data_stage import _copy_workflow, snakemake
-from tests.integration.test_targets import _job_stats
+from tests.helpers import run_snakemake
 
 pytestmark = pytest.mark.slow
 
 
-def test_full_pipeline_and_report(repo, tmp_path):
-    wd = _copy_workflow(repo, tmp_path)
-    r = snakemake(wd, "--cores", "2", "--configfile", "config/test.yaml", timeout=1800)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+def test_full_pipeline_and_report(finished_run):
+    wd = finished_run
     res = wd / "results" / "test"
     models = pd.read_csv(res / "tables" / "models.csv")
     # 2 teachers, 1 Born-Again, student + control x 1 arch x 2 seeds
@@ -55,19 +52,7 @@ def test_full_pipeline_and_report(repo, tmp_path):
         assert (res / "figures" / f"{name}.pdf").stat().st_size > 1_000
     for table in ("analysis", "paired", "born_again"):
         assert len(pd.read_csv(res / "tables" / f"{table}.csv")) > 0
-    r = snakemake(wd, "report", "--cores", "1", "--configfile", "config/test.yaml", timeout=600)
+    r = run_snakemake(wd, "report", "--cores", "1", "--configfile", "config/test.yaml", timeout=600)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     html = (res / "report.html").read_text(errors="ignore")
     assert "fig2" in html and len(html) > 100_000
-
-    # jobs see only the config sections they read: a LAMMPS setting reruns the LAMMPS runs
-    # and what is computed from them, nothing else (no training, timing or memory job)
-    cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
-    cfg["lammps"]["production_steps"] += 10
-    (wd / "config" / "edited.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    r = snakemake(wd, "-n", "--configfile", "config/edited.yaml", timeout=300)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    planned = _job_stats(r)
-    assert planned["lammps_rdf"] == len(rdf)
-    downstream = {"rdf_errors", "efficiency_table", "analysis", "figure", "all"}
-    assert set(planned) - {"lammps_rdf"} <= downstream, planned

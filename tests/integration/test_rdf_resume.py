@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration.test_lammps import LIQUID
+from tests.helpers import LIQUID
 
 pytestmark = pytest.mark.lammps
 

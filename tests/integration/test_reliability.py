@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from tests.integration.test_data_stage import _copy_workflow, snakemake
+from tests.helpers import BIN, copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +27,14 @@ def _config(workdir, name: str, **overrides) -> str:
 
 @pytest.fixture(scope="module")
 def workdir(repo, tmp_path_factory):
-    return _copy_workflow(repo, tmp_path_factory.mktemp("rel"))
+    return copy_workflow(repo, tmp_path_factory.mktemp("rel"))
 
 
 def test_keep_going_finishes_the_grid_past_a_diverging_job(workdir):
     # w_A = 1e300 cannot be represented in the model's float32 loss: that job must fail
     # with a clear message while --keep-going finishes every other model
     cfg = _config(workdir, "diverge", **{"grid.w_A_sweep": [1e300], "grid.seeds": [0]})
-    r = snakemake(
+    r = run_snakemake(
         workdir, "students", "controls", "--cores", "2", "--configfile", cfg, "--keep-going"
     )
     assert r.returncode != 0
@@ -71,8 +71,6 @@ def test_kill_9_mid_training_then_rerun_incomplete_resumes(workdir):
     import subprocess
     import time
 
-    from tests.integration.test_data_stage import BIN
-
     over = {"training.max_epochs": 12, "training.checkpoint_every": 1}
     ref_cfg = _config(workdir, "nokill", **over)
     kill_cfg = _config(workdir, "kill", **over)
@@ -81,13 +79,13 @@ def test_kill_9_mid_training_then_rerun_incomplete_resumes(workdir):
     def target(run: str) -> str:
         return f"results/{run}/{rel}/metrics.json"
 
-    r = snakemake(workdir, target("nokill"), "--cores", "1", "--configfile", ref_cfg)
+    r = run_snakemake(workdir, target("nokill"), "--cores", "1", "--configfile", ref_cfg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     ref = json.loads((workdir / target("nokill")).read_text())
     assert ref["epochs"] == 12
 
     # the data stage first, so that the job killed below is the training job
-    r = snakemake(workdir, "dataset", "--cores", "1", "--configfile", kill_cfg)
+    r = run_snakemake(workdir, "dataset", "--cores", "1", "--configfile", kill_cfg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     out_dir = workdir / "results/kill" / rel
     env = os.environ | {"HIPPYNN_USE_CUSTOM_KERNELS": "_pytorch_raw", "OMP_NUM_THREADS": "1"}
@@ -119,9 +117,9 @@ def test_kill_9_mid_training_then_rerun_incomplete_resumes(workdir):
     assert not (out_dir / "metrics.json").exists()
 
     # a killed Snakemake leaves its lock behind: --unlock, then rerun the incomplete job
-    r = snakemake(workdir, target("kill"), "--unlock", "--configfile", kill_cfg)
+    r = run_snakemake(workdir, target("kill"), "--unlock", "--configfile", kill_cfg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    r = snakemake(
+    r = run_snakemake(
         workdir, target("kill"), "--cores", "1", "--configfile", kill_cfg, "--rerun-incomplete"
     )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]

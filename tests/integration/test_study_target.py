@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.integration.test_data_stage import _copy_workflow, snakemake
-from tests.integration.test_targets import _job_stats
+from tests.helpers import copy_workflow, job_stats, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +41,7 @@ def _write_study(wd, roles) -> None:
 
 def _study(wd, *args):
     # the targets go BEFORE --configfile (it takes several values)
-    r = snakemake(wd, *args, "--configfile", "config/tiny-study.yaml", timeout=1200)
+    r = run_snakemake(wd, *args, "--configfile", "config/tiny-study.yaml", timeout=1200)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     return r
 
@@ -59,7 +58,7 @@ def _model_files(wd) -> dict[str, tuple[int, str]]:
 @pytest.fixture(scope="module")
 def study(repo, tmp_path_factory):
     """The tiny study, built once: (working directory, model files after the first build)."""
-    wd = _copy_workflow(repo, tmp_path_factory.mktemp("study"))
+    wd = copy_workflow(repo, tmp_path_factory.mktemp("study"))
     _write_study(wd, ["student", "control"])
     _study(wd, "study", "--cores", "1")
     return wd, _model_files(wd)
@@ -110,7 +109,7 @@ def test_study_builds_the_verdict_table(study):
     assert config["run_name"] == RUNS[0.5] and config["dataset"]["split"]["train_subset"] == 0.5
     # epochs scaled to the same optimiser steps as the full run's 2 (study.scale_epochs_with_subset)
     assert config["training"]["max_epochs"] == 4 and config["grid"]["seeds"] == [0, 1]
-    r = snakemake(wd, f"results/{RUNS[0.5]}/tables/models.csv", "-n", "--configfile",
+    r = run_snakemake(wd, f"results/{RUNS[0.5]}/tables/models.csv", "-n", "--configfile",
                   f"results/tiny/configs/{RUNS[0.5]}.yaml")  # fmt: skip
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, r.stdout[-3000:]
     # and the study itself is up to date
@@ -155,7 +154,7 @@ def test_adding_a_role_trains_only_the_new_models(study):
 
 def _job_stats_of_log(text: str) -> dict[str, int]:
     """The job counts of a Snakemake log (its "Job stats" block), total included."""
-    stats = _job_stats(subprocess.CompletedProcess([], 0, stdout=text, stderr=""))
+    stats = job_stats(subprocess.CompletedProcess([], 0, stdout=text, stderr=""))
     return stats | {"total": sum(stats.values())}
 
 
@@ -163,7 +162,7 @@ def _job_stats_of_log(text: str) -> dict[str, int]:
 def test_cores_per_run_reaches_the_nested_snakemakes(repo, tmp_path, cores_per_run):
     """study.cores_per_run: every nested Snakemake gets that many cores (runs side by side);
     absent, each is handed all the calling Snakemake's cores."""
-    wd = _copy_workflow(repo, tmp_path)
+    wd = copy_workflow(repo, tmp_path)
     _write_study(wd, ["student", "control"])
     if cores_per_run is not None:
         path = wd / "config" / "tiny-study.yaml"

@@ -7,18 +7,15 @@ member, a per-model file target trains exactly that one model (plus what it need
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_data_stage import _copy_workflow
+from tests.helpers import copy_workflow, job_stats, run_snakemake
 
-BIN = Path(sys.executable).parent
 TARGETS = [
     "dataset",
     "teachers",
@@ -38,29 +35,12 @@ MODEL_FILE = "results/test/models/student/L1-W8-S4/seed0/model.pt"
 
 @pytest.fixture(scope="module")
 def workdir(repo, tmp_path_factory):
-    return _copy_workflow(repo, tmp_path_factory.mktemp("targets"))
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    # targets go BEFORE --configfile (it takes several values and would swallow them)
-    env = os.environ | {"HIPPYNN_USE_CUSTOM_KERNELS": "_pytorch_raw", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        ["timeout", "-k", "5", "300", str(BIN / "snakemake"), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-
-
-def _job_stats(r: subprocess.CompletedProcess) -> dict[str, int]:
-    block = (r.stdout + r.stderr).split("Job stats:", 1)[1].split("total", 1)[0]
-    return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", block, re.M)}
+    return copy_workflow(repo, tmp_path_factory.mktemp("targets"))
 
 
 @pytest.fixture(scope="module")
 def rules(workdir) -> set[str]:
-    r = snakemake(workdir, "--list-rules", "--configfile", "config/test.yaml")
+    r = run_snakemake(workdir, "--list-rules", "--configfile", "config/test.yaml")
     assert r.returncode == 0, r.stderr[-3000:]
     return set(r.stdout.split())
 
@@ -74,7 +54,7 @@ def test_all_named_targets_and_file_targets_resolve(workdir, rules):
     """One dry run for all of them (a failure names the rule or file that does not resolve)."""
     missing = [t for t in TARGETS if t not in rules]
     assert not missing, f"named targets missing: {missing}"
-    r = snakemake(
+    r = run_snakemake(
         workdir, *TARGETS, MODEL_FILE, "results/test/figures/fig3.png", "-n",
         "--configfile", "config/test.yaml",
     )  # fmt: skip
@@ -82,17 +62,17 @@ def test_all_named_targets_and_file_targets_resolve(workdir, rules):
 
 
 def test_teachers_target_plans_one_job_per_member(workdir, tiny_config):
-    r = snakemake(workdir, "teachers", "-n", "--configfile", "config/test.yaml")
+    r = run_snakemake(workdir, "teachers", "-n", "--configfile", "config/test.yaml")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    stats = _job_stats(r)
+    stats = job_stats(r)
     assert stats["train_teacher"] == tiny_config["teachers"]["n_members"]
     assert stats["dataset"] == 1
 
 
 def test_model_file_target_trains_that_model_only(workdir, tiny_config):
-    r = snakemake(workdir, MODEL_FILE, "-n", "--configfile", "config/test.yaml")
+    r = run_snakemake(workdir, MODEL_FILE, "-n", "--configfile", "config/test.yaml")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    stats = _job_stats(r)
+    stats = job_stats(r)
     assert stats["train_model"] == 1
     # the student learns the teachers' atomic energies: the whole ensemble comes first
     assert stats["train_teacher"] == tiny_config["teachers"]["n_members"]
@@ -119,40 +99,43 @@ def test_documented_commands_resolve(workdir, repo):
     # distinct dry runs, two at a time (each builds the whole DAG: seconds of CPU)
     runs = sorted({tuple(a for a in args if a not in drop) for args in commands})
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda args: snakemake(workdir, *args, "-n"), runs))
+        results = list(pool.map(lambda args: run_snakemake(workdir, *args, "-n"), runs))
     for args, r in zip(runs, results, strict=True):
         assert r.returncode == 0, f"{' '.join(args)}:\n" + (r.stdout + r.stderr)[-3000:]
 
 
 def test_editing_another_section_does_not_retrain(tmp_path, repo):
-    """Jobs see only the config sections they read: after training, timing and memory probing
-    of one model, changing LAMMPS or figure settings plans nothing, changing the efficiency
-    section reruns only its timing and memory jobs, changing the training section retrains."""
+    """Jobs see only the settings they read: after training, timing and memory probing of one
+    model, changing LAMMPS or figure settings plans nothing, a timing setting reruns only the
+    timing job, a memory setting only the memory probe, a training setting retrains (the
+    contract over a whole run: test_rerun.py)."""
     import yaml
 
-    wd = _copy_workflow(repo, tmp_path)
+    wd = copy_workflow(repo, tmp_path)
     model = "results/test/{}/control/L1-W8-S4/seed0/{}"
     targets = [
         model.format("models", "metrics.json"),
         model.format("efficiency", "timing.json"),
         model.format("efficiency", "memory.json"),
     ]
-    r = snakemake(wd, *targets, "--cores", "1", "--configfile", "config/test.yaml")
+    r = run_snakemake(wd, *targets, "--cores", "1", "--configfile", "config/test.yaml")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
 
     def plan(**sections) -> subprocess.CompletedProcess:
         edited = {**cfg, **{k: {**cfg.get(k, {}), **v} for k, v in sections.items()}}
         (wd / "config" / "edited.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
-        return snakemake(wd, *targets, "-n", "--configfile", "config/edited.yaml")
+        return run_snakemake(wd, *targets, "-n", "--configfile", "config/edited.yaml")
 
     r = plan(lammps={"production_steps": 99}, figures={"learning_curve_archs": ["L1-W8-S4"]})
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
     r = plan(efficiency={"blocks": 5})
-    assert r.returncode == 0 and _job_stats(r) == {"timing": 1, "memory": 1}, r.stdout[-2000:]
+    assert r.returncode == 0 and job_stats(r) == {"timing": 1}, r.stdout[-2000:]
+    r = plan(efficiency={"memory_probe_supercells": [3, 4, 5]})
+    assert r.returncode == 0 and job_stats(r) == {"memory": 1}, r.stdout[-2000:]
     r = plan(training={"learning_rate": 5e-4})
     assert r.returncode == 0, r.stdout[-2000:]
-    assert _job_stats(r) == {"train_model": 1, "timing": 1, "memory": 1}, r.stdout[-2000:]
+    assert job_stats(r) == {"train_model": 1, "timing": 1, "memory": 1}, r.stdout[-2000:]
 
 
 def test_stacked_grid_trains_each_architecture_as_one_job(tmp_path, repo):
@@ -163,16 +146,18 @@ def test_stacked_grid_trains_each_architecture_as_one_job(tmp_path, repo):
 
     import yaml
 
-    wd = _copy_workflow(repo, tmp_path)
+    wd = copy_workflow(repo, tmp_path)
     cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
     cfg["training"] = {**cfg["training"], "engine": "fast", "stack_grid": True}
     (wd / "config" / "stack.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    r = snakemake(wd, "students", "controls", "-n", "--configfile", "config/stack.yaml")
+    r = run_snakemake(wd, "students", "controls", "-n", "--configfile", "config/stack.yaml")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    stats = _job_stats(r)
+    stats = job_stats(r)
     assert stats["train_grid_stack"] == len(cfg["grid"]["architectures"])
     assert "train_model" not in stats
-    r = snakemake(wd, "students", "controls", "--cores", "1", "--configfile", "config/stack.yaml")
+    r = run_snakemake(
+        wd, "students", "controls", "--cores", "1", "--configfile", "config/stack.yaml"
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     members = [(role, s) for role in ("student", "control") for s in cfg["grid"]["seeds"]]
     log = (wd / "logs/test/stacks/grid-L1-W8-S4.log").read_text()

@@ -7,7 +7,6 @@ import json
 import math
 import tarfile
 
-import h5py
 import numpy as np
 import pytest
 from ase.calculators.emt import EMT
@@ -24,6 +23,7 @@ from aedistill.data.canonical import load_dataset, save_dataset, validate_datase
 from aedistill.data.extxyz import read_labelled_file, write_labelled_file
 from aedistill.data.split import load_split, make_split, save_split
 from aedistill.errors import UserInputError
+from tests.helpers import make_ani_archive
 
 
 def test_emt_dataset_is_deterministic_and_sums(tiny_config, tiny_dataset):
@@ -243,39 +243,8 @@ def test_split_json_without_train_subset_is_the_full_set(tmp_path):
 # --- ANI-Al on a synthetic archive with the real layout -----------------------------------
 
 
-def _write_ani_h5(path, rng):
-    """Two leaf groups in pyanitools layout; energies in Hartree, forces in Hartree/Å."""
-    truth = []
-    with h5py.File(path, "w") as f:
-        for g, n_atoms in (("Al/conf_a", 8), ("Al/conf_b", 12)):
-            n = 3
-            grp = f.create_group(g)
-            a = 4.05 * (2 if n_atoms == 8 else 3)
-            coords = rng.uniform(0, a, size=(n, n_atoms, 3))
-            cell = np.repeat(np.eye(3)[None] * a, n, axis=0)
-            e_ha = -2.7058640291888105 * n_atoms + rng.normal(0, 0.01, n)
-            f_ha = rng.normal(0, 0.01, size=(n, n_atoms, 3))
-            grp.create_dataset("coordinates", data=coords)
-            grp.create_dataset("cell", data=cell)
-            grp.create_dataset("energy", data=e_ha)
-            grp.create_dataset("force", data=f_ha)
-            grp.create_dataset("species", data=np.array([b"Al"] * n_atoms))
-            truth.append((n_atoms, e_ha, f_ha))
-    return truth
-
-
-def _make_archive(tmp_path, rng):
-    src = tmp_path / "src"
-    (src / "data").mkdir(parents=True)
-    truth = _write_ani_h5(src / "data" / "Al-data.h5", rng)
-    archive = tmp_path / "Al-data.tgz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(src / "data", arcname="data")
-    return archive, truth
-
-
 def test_ani_al_reader_converts_units(tmp_path):
-    archive, truth = _make_archive(tmp_path, np.random.default_rng(0))
+    archive, truth = make_ani_archive(tmp_path, np.random.default_rng(0))
     files = safe_extract(archive, tmp_path / "out")
     assert any(f.suffix == ".h5" for f in files)
     ds = read_ani_directory(tmp_path / "out", energy_shift_per_atom=72.0)
@@ -292,7 +261,7 @@ def test_ani_al_reader_converts_units(tmp_path):
 
 
 def test_ani_al_checksums_and_unsafe_archives(tmp_path):
-    archive, _ = _make_archive(tmp_path, np.random.default_rng(1))
+    archive, _ = make_ani_archive(tmp_path, np.random.default_rng(1))
     verify_archive(archive, sha256_of(archive), None)
     verify_archive(archive, None, git_blob_sha1_of(archive))
     with pytest.raises(UserInputError, match="sha256 .* does not match"):

@@ -526,3 +526,36 @@ def test_trained_test_errors_statistically_equal_across_engines(tmp_path):
     assert p > 0.01, (hippynn_f, fast_f, diff)
     # and the mean difference is small against the errors themselves
     assert abs(diff.mean()) < 0.15 * np.mean(hippynn_f), (hippynn_f, fast_f)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_stack_members_do_not_see_each_others_weights(data, dtype):
+    """A student-only edit (loss.student.w_A) reruns a grid stack (training.stack_grid):
+    its control members come out bit-identical (weights and learning curves), the student
+    differs. In float32 too, the dtype of the workflow's jobs."""
+    torch.set_default_dtype(dtype)  # the autouse fixture restores float64 after the test
+    ds, split = data
+    labels = labels_of(ds)
+    runs = []
+    for w_A in (100.0, 3.0):
+        config = cfg(max_epochs=3)
+        config["loss"]["student"]["w_A"] = w_A
+        settings = ft.StackSettings.from_config(config, len(split.train))
+        members = [
+            ft.member_for_role(
+                config, role, ARCH, seed, ds, split, labels if role == "student" else None
+            )[1]
+            for role, seed in (("control", 1), ("student", 1), ("control", 2))
+        ]
+        runs.append(ft.train_stack(members, ds, split, settings, order_seed=5))
+    (control1, student1, control2), (control1b, student1b, control2b) = runs
+    for a, b in ((control1, control1b), (control2, control2b)):
+        assert a.best_epoch == b.best_epoch
+        cols = [c for c in a.history.columns if c != "wall_s"]
+        pd.testing.assert_frame_equal(a.history[cols], b.history[cols], check_exact=True)
+        for k, v in a.best_state.items():
+            if isinstance(v, torch.Tensor):
+                assert torch.equal(v, b.best_state[k]), k
+    assert not np.array_equal(
+        student1.history.valid_f_rmse.to_numpy(), student1b.history.valid_f_rmse.to_numpy()
+    )

@@ -132,7 +132,7 @@ def test_plan_runs_every_reference_and_subset(in_repo, tmp_path):
         ),
         (
             {"overrides": {"grid": {"roles": ["pupil"]}}},
-            "run v-emt-f100 (config/study/emt.yaml + study.overrides): key 'grid.roles.0'",
+            "run v-emt-f100 (config/study/emt.yaml + study.overrides): key 'grid.roles': 'pupil' is not",
         ),
         (
             {"overrides": {"training": {"max_epoch": 3}}},

@@ -26,14 +26,18 @@ rule augment:
         runtime=60,
     params:
         # the augmentation section and the default temperatures (the data's MD temperatures)
-        config={
-            "augmentation": config["augmentation"],
-            "dataset": {
-                "generate": {
-                    "md_temperatures": config["dataset"]["generate"]["md_temperatures"]
-                }
-            },
-        },
+        config=settings.canonical(
+            {
+                "augmentation": config["augmentation"],
+                "dataset": {
+                    "generate": {
+                        "md_temperatures": config["dataset"]["generate"][
+                            "md_temperatures"
+                        ]
+                    }
+                },
+            }
+        ),
     message:
         "Teacher MD and labels: {config[augmentation][n_configs]} configurations for the "
         "augmented role"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from aedistill import paths, roles
+from aedistill import paths, roles, settings
 from aedistill.config import check_semantics, grid_archs, teacher_arch
 
 check_semantics(config)
@@ -16,7 +16,7 @@ GRID_ARCHS = [a.slug for a in grid_archs(config)]
 SEEDS = config["grid"]["seeds"]
 TEACHER_SEEDS = list(range(config["teachers"]["n_members"]))
 GRID_ROLES = list(config["grid"]["roles"]) + [
-    f"student_wA{w:g}" for w in config["grid"]["w_A_sweep"]
+    roles.wa_role(w) for w in config["grid"]["w_A_sweep"]
 ]
 # grid roles that also train on the teacher's own configurations (augment.smk)
 AUGMENT_ROLES = [r for r in GRID_ROLES if roles.plan_role(config, r).augmented]
@@ -36,15 +36,14 @@ def all_models():
 
 def config_sections(*keys):
     """The config sections a job reads, as its ``params``: Snakemake reruns a job whose
-    params changed, so a job must not see sections it does not use (editing lammps settings
-    must not retrain the models)."""
-    return {k: config[k] for k in keys}
+    params changed, so a job must not see sections it does not use (the jobs that read
+    parts of sections get them from aedistill.settings), keys sorted (settings.canonical:
+    the order of the keys in a config file must not rerun anything)."""
+    return settings.canonical({k: config[k] for k in keys})
 
 
-def train_config(role):
-    """Config sections a training job of ``role`` reads (born_again only for Born-Again)."""
-    keys = ["run_name", "dataset", "model", "training", "loss", "labels"]
-    return config_sections(*keys, *(["born_again"] if role == "born_again" else []))
+# training jobs: training.max_wall_minutes as a resource, not a param (aedistill.settings)
+TRAIN_WALL_LIMIT = settings.wall_limit_resource(config)
 
 
 def tables_read(*names):

@@ -62,12 +62,14 @@ if PENDING_DOWNLOADS:
             mem_mb=1000,
             runtime=30,
         params:
-            config={
-                "dataset": {
-                    k: config["dataset"][k]
-                    for k in ("source", "ani_al", "ani_al_model")
+            config=settings.canonical(
+                {
+                    "dataset": {
+                        k: config["dataset"][k]
+                        for k in ("source", "ani_al", "ani_al_model")
+                    }
                 }
-            },
+            ),
             cache_dir=str(paths.download_cache(RUN)),
         message:
             "Downloading the {config[dataset][source]} files (local job, on this host)"

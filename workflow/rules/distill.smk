@@ -8,10 +8,9 @@ LABEL_ROLES = {
     for r in GRID_ROLES + ["born_again"]
     if roles.plan_role(config, r).labels == "teacher"
 }
-STUDENT_ROLES = [
-    r for r in GRID_ROLES if r.startswith("student") or r in ("oracle", "augmented")
-]
-CONTROL_ROLES = [r for r in GRID_ROLES if r in ("control", "matched_control")]
+# the `students` and `controls` targets: grid roles by family (aedistill.roles.ROLES)
+STUDENT_ROLES = roles.in_family(GRID_ROLES, "student")
+CONTROL_ROLES = roles.in_family(GRID_ROLES, "control")
 
 
 TRAIN_INPUTS = {"dataset": paths.dataset(RUN), "split": paths.split(RUN)}
@@ -56,8 +55,9 @@ rule train_model:
     resources:
         mem_mb=4000,
         runtime=TRAIN_RUNTIME,
+        max_wall_minutes=TRAIN_WALL_LIMIT,
     params:
-        config=lambda wildcards: train_config(wildcards.role),
+        config=lambda wildcards: settings.train_settings(config, [wildcards.role]),
         role=lambda wildcards: wildcards.role,
     message:
         "Training {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
@@ -99,8 +99,9 @@ if STACK_GRID:
         resources:
             mem_mb=6000,
             runtime=TRAIN_RUNTIME,
+            max_wall_minutes=TRAIN_WALL_LIMIT,
         params:
-            config=train_config("student"),
+            config=settings.train_settings(config, [r for r, _ in STACK_MEMBERS]),
             members=STACK_MEMBERS,
         message:
             "Training the {wildcards.arch} grid as one stack ({params.members})"

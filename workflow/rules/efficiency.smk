@@ -30,7 +30,7 @@ rule timing:
         timing_slot=timing_slot,
         gpu=1 if EFF_DEVICE == "cuda" else 0,
     params:
-        config=config_sections("efficiency", "dataset"),
+        config=settings.timing_settings(config),
     message:
         "NVE timing: {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
     script:
@@ -58,7 +58,7 @@ rule memory:
         runtime=60,
         gpu=1 if EFF_DEVICE == "cuda" else 0,
     params:
-        config=config_sections("efficiency", "dataset"),
+        config=settings.memory_settings(config),
     message:
         "Memory probe: {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
     script:

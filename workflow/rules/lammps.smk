@@ -70,7 +70,7 @@ if LAMMPS_ENABLED:
                 rdf_runtime_minutes(config["lammps"], wildcards.arch), RDF_MAX_RUNTIME
             ),
         params:
-            settings=config["lammps"],
+            settings=settings.rdf_settings(config),
         message:
             "LAMMPS liquid-Al g(r): {wildcards.role} {wildcards.arch} seed {wildcards.seed}"
         script:

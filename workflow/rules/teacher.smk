@@ -20,8 +20,9 @@ rule train_teacher:
     resources:
         mem_mb=6000,
         runtime=TRAIN_RUNTIME,
+        max_wall_minutes=TRAIN_WALL_LIMIT,
     params:
-        config=train_config("teacher"),
+        config=settings.train_settings(config, ["teacher"]),
         role="teacher",
     message:
         "Training teacher {wildcards.arch} seed {wildcards.seed}"

@@ -1,5 +1,6 @@
 """Shim: train one model (aedistill.training.run); role from params, arch/seed wildcards."""
 
+from aedistill.settings import with_wall_limit
 from aedistill.workflow import script_logging
 
 with script_logging(snakemake):
@@ -7,7 +8,7 @@ with script_logging(snakemake):
 
     augment = snakemake.input.get("augment_dataset")
     run(
-        snakemake.params.config,
+        with_wall_limit(snakemake.params.config, snakemake.resources.max_wall_minutes),
         snakemake.params.role,
         snakemake.wildcards.arch,
         int(snakemake.wildcards.seed),

@@ -21,7 +21,7 @@ import yaml
 
 from aedistill import paths
 from aedistill.arch import Arch
-from tests.integration.test_data_stage import BIN, _copy_workflow
+from tests.helpers import BIN, copy_workflow
 
 FAKES = {
     # the plugin runs `sbatch ... --wrap=...` through a shell; one recorded line per call
@@ -87,7 +87,7 @@ def _workflow(repo: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     it and targets for one train_teacher, one train_model and two timing jobs."""
     wd = tmp_path / "wf"
     wd.mkdir()
-    _copy_workflow(repo, wd)
+    copy_workflow(repo, wd)
     r = subprocess.run(
         [str(BIN / "aedistill"), "profile", "--out", "profiles/site", "--partition", "compute",
          "--gpu-partition", "gpu", "--account", "proj1"],
@@ -99,7 +99,9 @@ def _workflow(repo: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     cfg["run_name"] = "sb"
     cfg["teachers"]["n_members"] = 3
     cfg["grid"]["roles"] = ["control"]
-    cfg["training"]["device"] = "cuda"
+    cfg["training"]["device"] = "cuda"  # with hippynn's engine, as config/paper.yaml
+    cfg["training"]["engine"] = "hippynn"
+    cfg["training"]["stack_grid"] = False
     cfg["efficiency"]["device"] = "cuda"
     (wd / "sb.yaml").write_text(yaml.safe_dump(cfg))
     teacher = Arch.from_dict(cfg["teachers"]["arch"]).slug

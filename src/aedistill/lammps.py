@@ -119,6 +119,17 @@ def extract_by_id(lmp, name: str, n: int) -> np.ndarray:
     return np.array(lmp.numpy.extract_atom(name)[:n])[np.argsort(ids)]
 
 
+def world(lmp) -> tuple[int, int]:
+    """(rank, number of ranks) of ``lmp``'s MPI world ((0, 1) without MPI)."""
+    return int(lmp.extract_setting("world_rank")), int(lmp.extract_setting("world_size"))
+
+
+def gather_by_id(lmp, name: str, n: int) -> np.ndarray:
+    """Per-atom (n, 3) float array ``name`` of all ``n`` atoms, ordered by atom id (ids 1..n),
+    on every rank: collective (every rank must call it)."""
+    return np.ctypeslib.as_array(lmp.gather_atoms(name, 1, 3)).reshape(n, 3).copy()
+
+
 # -- export --------------------------------------------------------------------------------
 def interaction_layer_count(energy_node) -> int:
     """Interaction layers of every HIPNN in the graph of ``energy_node`` (the largest)."""
@@ -239,7 +250,8 @@ def lammps_energy_forces(
     mliap_path: str | os.PathLike[str], atoms, threads: int = 1, attach: bool = True
 ) -> tuple[float, np.ndarray]:
     """Energy (eV) and forces (n, 3) eV/Å of ``atoms`` (periodic) from an ML-IAP file
-    (``attach``: see :func:`mliap_pair_commands`)."""
+    (``attach``: see :func:`mliap_pair_commands`). Under MPI (``mpirun -n N python ...``,
+    :mod:`aedistill.mpi`) every rank calls it and gets the same result."""
     import torch
     from ase.data import atomic_masses, chemical_symbols
 
@@ -263,7 +275,7 @@ def lammps_energy_forces(
             raise RuntimeError(f"LAMMPS kept {lmp.get_natoms()} of {n} atoms")
         lmp.command("run 0")
         energy = float(lmp.get_thermo("pe"))
-        forces = extract_by_id(lmp, "f", n) @ rot.T
+        forces = gather_by_id(lmp, "f", n) @ rot.T  # all ranks' atoms
     finally:
         lmp.close()
     return energy, forces
@@ -367,15 +379,20 @@ def _read_restart_state(restart_dir: Path, fingerprint: str) -> dict[str, Any] |
     return state
 
 
-def _write_restart_point(lmp, restart_dir: Path, state: dict[str, Any]) -> None:
+def _write_restart_point(lmp, restart_dir: Path, state: dict[str, Any], root: bool = True) -> None:
     """LAMMPS restart file first, then the Python-side state naming it (both atomic), then
-    the previous restart file goes: a kill at any moment leaves one consistent pair."""
+    the previous restart file goes: a kill at any moment leaves one consistent pair. Under
+    MPI every rank calls it (``write_restart`` is collective); the files are rank 0's
+    (``root``)."""
     from aedistill.io import write_json
 
-    restart_dir.mkdir(parents=True, exist_ok=True)
+    if root:
+        restart_dir.mkdir(parents=True, exist_ok=True)
     name = f"step{state['step']}.restart"
     tmp = restart_dir / f".{name}.tmp"
     lmp.command(f"write_restart {tmp}")
+    if not root:
+        return
     os.replace(tmp, restart_dir / name)
     write_json(restart_dir / RESTART_STATE, {**state, "restart_file": name})
     for old in restart_dir.glob("step*.restart"):
@@ -407,6 +424,9 @@ def run_rdf(
     from the last restart point when called again with the same settings and model (the log
     says ``resumed``); ``timing.json`` then reports ``resumed_from_step``. The directory is
     removed when the run finishes.
+
+    Under MPI (``LAUNCHER -n N python -m aedistill.mpi rdf ...``: :func:`run_rdf_job`) every
+    rank calls it; the frames are gathered and the files written by rank 0.
     """
     import pandas as pd
     import torch
@@ -439,6 +459,8 @@ def run_rdf(
     wall, temps, step = 0.0, [], 0
 
     lmp = new_lammps(mliap=pair_commands is None)
+    rank, n_ranks = world(lmp)
+    root = rank == 0
     try:
         pair = (
             pair_commands
@@ -481,12 +503,14 @@ def run_rdf(
             )
         n_atoms = int(lmp.get_natoms())
         log.info(
-            "RDF run: %d atoms, box %.3f Å, a = %.4f Å (%.4f g/cm³), T = %.0f K, %d threads",
+            "RDF run: %d atoms, box %.3f Å, a = %.4f Å (%.4f g/cm³), T = %.0f K, "
+            "%d MPI ranks x %d threads",
             n_atoms,
             box,
             a,
             float(s["density"]),
             temp,
+            n_ranks,
             threads,
         )
         resumed_from = step if state is not None else None
@@ -505,6 +529,7 @@ def run_rdf(
                         "temperatures": temps,
                         "rdf": acc.state(),
                     },
+                    root=root,
                 )
                 last_restart = step
 
@@ -548,7 +573,12 @@ def run_rdf(
             done += chunk
             step += chunk
             temps.append(lmp.get_thermo("temp"))
-            acc.add(np.array(lmp.numpy.extract_atom("x")[:n_atoms]), cell)
+            if n_ranks > 1:
+                x = gather_by_id(lmp, "x", n_atoms)  # collective
+            else:
+                x = np.array(lmp.numpy.extract_atom("x")[:n_atoms])
+            if root:
+                acc.add(x, cell)
             if done % report < chunk or done == n_prod:
                 log.info(
                     "production %d/%d steps: T = %.1f K, pe = %.4f eV/atom, %.3g s/step/atom",
@@ -564,14 +594,10 @@ def run_rdf(
     finally:
         lmp.close()
 
-    r, g = acc.result()
-    table = {"r_A": r, "g": g}
-    if acc.n_frames >= 2:  # even/odd-frame averages: the sampling floor of the RDF errors
-        table["g_even"], table["g_odd"] = acc.halves()
-    write_csv(rdf_csv, pd.DataFrame(table))
     timing = {
         "n_atoms": n_atoms,
         "steps": n_prod,
+        "ranks": n_ranks,
         "threads": int(threads),
         "wall_s": wall,
         "time_per_step_per_atom_s": wall / n_prod / n_atoms,
@@ -583,8 +609,49 @@ def run_rdf(
         "device": "cpu",
         "resumed_from_step": resumed_from,
     }
+    if not root:
+        return timing
+    r, g = acc.result()
+    table = {"r_A": r, "g": g}
+    if acc.n_frames >= 2:  # even/odd-frame averages: the sampling floor of the RDF errors
+        table["g_even"], table["g_odd"] = acc.halves()
+    write_csv(rdf_csv, pd.DataFrame(table))
     write_json(timing_json, timing)
     if rdir.is_dir():
         shutil.rmtree(rdir)
     log.info("wrote %s and %s", rdf_csv, timing_json)
     return timing
+
+
+def run_rdf_job(
+    mliap_path: str | os.PathLike[str],
+    settings: Mapping[str, Any],
+    rdf_csv: str | os.PathLike[str],
+    timing_json: str | os.PathLike[str],
+    threads: int = 1,
+    ranks: int = 1,
+    launcher: str = "mpirun",
+) -> dict[str, Any]:
+    """:func:`run_rdf` on ``ranks`` MPI ranks (``lammps.ranks``): in this process for one,
+    else through ``LAUNCHER -n RANKS`` (:func:`aedistill.mpi.run_ranks`; the rule's ``mpi``
+    resource: ``mpirun`` by default, ``srun`` in a SLURM profile), ``threads`` torch threads
+    per rank. Returns the timing record."""
+    import json
+
+    ranks = int(ranks)
+    if ranks < 1:
+        raise UserInputError(f"lammps.ranks = {ranks}: must be at least 1")
+    if ranks == 1:
+        return run_rdf(mliap_path, settings, rdf_csv, timing_json, threads)
+    from aedistill.mpi import run_ranks
+
+    kwargs = {
+        "mliap_path": str(mliap_path),
+        "settings": dict(settings),
+        "rdf_csv": str(rdf_csv),
+        "timing_json": str(timing_json),
+        "threads": int(threads),
+    }
+    log.info("starting the RDF run on %d MPI ranks (%s)", ranks, launcher)
+    run_ranks("rdf", kwargs, ranks, launcher)
+    return json.loads(Path(timing_json).read_text())

@@ -111,3 +111,34 @@ def test_two_ranks_equal_one_rank(tmp_path, mpirun):
     ref.calc = make_calculator(model)
     assert np.abs(f1 - ref.get_forces()).max() <= 1e-4
     assert abs(e1 - ref.get_potential_energy()) / len(atoms) <= 1e-5
+
+
+def test_rdf_job_on_two_ranks(tmp_path, mpirun):
+    """``lammps.ranks: 2``: the pipeline's RDF job (run_rdf_job) starts its MD on 2 ranks and
+    writes the g(r) of the 1-rank run (a short run: the two trajectories differ only by the
+    order of floating-point sums)."""
+    from aedistill.lammps import export_mliap, run_rdf_job
+    from aedistill.rdf import read_rdf
+    from tests.integration.test_lammps import LIQUID, _model
+
+    mliap = export_mliap(_model(tmp_path, "s", Arch(1, 8, 4)), tmp_path / "s.mliap.pt")
+    settings = {
+        **LIQUID,
+        "melt_steps": 10,
+        "equilibration_steps": 10,
+        "production_steps": 20,
+        "rdf_every": 10,
+        "timestep": 0.5,
+    }
+    g = {}
+    for ranks in (1, 2):
+        out = tmp_path / f"ranks{ranks}"
+        out.mkdir()
+        timing = run_rdf_job(
+            mliap, settings, out / "rdf.csv", out / "timing.json", ranks=ranks, launcher=mpirun
+        )
+        assert timing["ranks"] == ranks and timing["frames"] == 2 and timing["n_atoms"] == 256
+        r, g[ranks] = read_rdf(out / "rdf.csv")
+        assert not (out / "rdf.csv.restart").exists()
+    assert g[1].max() > 1.5
+    np.testing.assert_allclose(g[2], g[1], rtol=0, atol=1e-6)

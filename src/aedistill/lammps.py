@@ -320,13 +320,15 @@ def rdf_cost_us(arch: str) -> float:
 
 def rdf_runtime_minutes(settings: Mapping[str, Any], arch: str, safety: float = 2.0) -> int:
     """Wall-clock minutes to ask for one RDF run (``settings`` = the lammps section):
-    all melt + equilibration + production steps × atoms × :func:`rdf_cost_us`, times
-    ``safety`` (slower nodes, a loaded machine), plus 10 minutes of start-up."""
+    all melt + equilibration + production steps × atoms × :func:`rdf_cost_us` / ``ranks``
+    (``lammps.ranks``, perfect scaling assumed), times ``safety`` (slower nodes, a loaded
+    machine, a parallel efficiency down to 1 / ``safety``), plus 10 minutes of start-up."""
     import math
 
     n_atoms = 4 * int(settings["supercell"]) ** 3
     steps = sum(int(settings[k]) for k in ("melt_steps", "equilibration_steps", "production_steps"))
-    return math.ceil(safety * steps * n_atoms * rdf_cost_us(arch) * 1e-6 / 60.0) + 10
+    ranks = int(settings.get("ranks", 1) or 1)
+    return math.ceil(safety * steps * n_atoms * rdf_cost_us(arch) * 1e-6 / 60.0 / ranks) + 10
 
 
 RESTART_STATE = "state.json"

@@ -6,6 +6,7 @@
 #
 # usage: scripts/install_lammps.sh [VENV]               (default VENV=./.venv)
 #        scripts/install_lammps.sh --fetch-only         (only get, verify and unpack the source)
+#        scripts/install_lammps.sh --stamp              (print what a cached build must match)
 # env:   LAMMPS_CACHE    cache dir (default ~/.cache/aedistill-lammps): tarball, source, build
 #                        tree and the finished wheel.
 #        LAMMPS_TARBALL  a local source tarball (offline clusters): Debian's orig tarball or
@@ -96,6 +97,7 @@ for p in $PACKAGES; do CMAKE_FLAGS+=(-D "PKG_$p=on"); done
 # the wheel is reused only if it was built with these flags, this MPI and these patches
 PATCH=$(cd "$(dirname "$0")" && pwd)/lammps-mliap.patch
 STAMP="$VERSION ${CMAKE_FLAGS[*]} mpi=[$MPI_ID] patch=weights_only_false+$(sha256sum < "$PATCH" | cut -c1-12)"
+if [ "${1:-}" = "--stamp" ]; then echo "$STAMP"; exit 0; fi   # what a cached build must match
 
 # --- the source: get, verify (sha256 before anything is unpacked) and unpack into $SRCDIR
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -202,7 +204,7 @@ import sys
 try:
     import lammps, lammps.mliap
     if sys.argv[2] == "mpi":
-        import mpi4py  # noqa: F401
+        from mpi4py import MPI  # noqa: F401
 except Exception:
     sys.exit(1)
 L = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
@@ -288,11 +290,14 @@ else
   echo "$STAMP" > "$WHEELDIR/STAMP"
 fi
 
-# mpi4py (LAMMPS' Python module takes a communicator from it; tests and benchmarks use it to
-# tell ranks apart): built against this MPI's mpicc where pip has no wheel for it
-if [ "$MPI_KIND" = mpi ]; then
-  step "mpi4py"
-  MPICC=$MPICC "$PY" -m pip install -q mpi4py
+# mpi4py (LAMMPS' Python module imports it where LAMMPS has MPI, and fails if it cannot load
+# its MPI library): compiled against this MPI's mpicc. PyPI's binary wheel loads libmpi.so.12
+# or libmpi.so.40 by name, which Debian's MPICH (libmpich.so.12) does not provide; the build
+# is not cached by pip, so a change of MPI rebuilds it. Left alone where it already loads.
+if [ "$MPI_KIND" = mpi ] && ! (cd / && "$PY" -c 'from mpi4py import MPI' >/dev/null 2>&1); then
+  step "mpi4py (compiling against $MPICC; log: $CACHE/mpi4py.log)"
+  MPICC=$MPICC "$PY" -m pip install --force-reinstall --no-deps --no-cache-dir \
+    --no-binary mpi4py mpi4py > "$CACHE/mpi4py.log" 2>&1 || { tail -30 "$CACHE/mpi4py.log"; exit 1; }
 fi
 
 # 6. verify: packages, and "mliap unified" with the bundled Python LJ model = native lj/cut
@@ -346,11 +351,12 @@ assert abs(pe[1] - 0.5 * pe[0]) < 1e-9 * abs(pe[0]), pe
 print(f"== install_lammps: LAMMPS {version} OK ({' '.join(sys.argv[1:])}; mliap unified = lj/cut; half lists)")
 EOF
 if [ "$MPI_KIND" = mpi ]; then
-  # two ranks: the mliap unified LJ model = native lj/cut on 2 ranks too (Open MPI refuses root
-  # without the two ALLOW variables; MPICH ignores them)
+  # two ranks: the mliap unified LJ model = native lj/cut on 2 ranks too. The script goes in a
+  # file (mpirun hands stdin to rank 0 only); success is rank 0's OK line (an mpirun stopped
+  # by a signal may exit 0). Open MPI refuses root without the two ALLOW variables.
   [ -n "$MPIRUN" ] || die "LAMMPS was built with MPI but there is no mpirun/mpiexec on PATH"
-  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 "$MPIRUN" -np 2 "$PY" - <<'EOF' \
-    || die "a 2-rank LAMMPS run failed ($MPIRUN -np 2 $PY)"
+  CHECK=$CACHE/check-2-ranks.py
+  cat > "$CHECK" <<'EOF'
 import lammps, lammps.mliap
 from lammps.mliap.mliap_unified_lj import MLIAPUnifiedLJ
 from mpi4py import MPI
@@ -380,5 +386,9 @@ assert abs(pe[0] - pe[1]) < 1e-6, pe
 if MPI.COMM_WORLD.rank == 0:
     print("== install_lammps: 2 MPI ranks OK (mliap unified = lj/cut)")
 EOF
+  OUT=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 \
+    "$MPIRUN" -np 2 "$PY" "$CHECK" 2>&1) || true
+  grep -F "2 MPI ranks OK" <<< "$OUT" \
+    || die "a 2-rank LAMMPS run failed ($MPIRUN -np 2 $PY $CHECK): $(tail -3 <<< "$OUT" | tr '\n' ' ')"
 fi
 echo "$STAMP" > "$VENV/.lammps-stamp"

@@ -19,7 +19,9 @@ measured within one run of this script; each time is the fastest of ``--repeats`
 counts taking turns (a busy neighbour on a shared machine only ever adds time). Two ranks
 need two idle cores: on a machine whose cores are shared with other jobs the 2-rank times,
 and so the efficiencies, are pessimistic (the script prints the load average). Requires the
-LAMMPS module built with MPI by scripts/install_lammps.sh.
+LAMMPS module built with MPI by scripts/install_lammps.sh. Columns: wall and core
+(wall × ranks) time per atom-step, the share of the step inside the model (rank 0), and of
+that inside its two ghost communications (waiting for the other rank included).
 """
 
 from __future__ import annotations
@@ -43,22 +45,48 @@ STRONG = {4000: (10, 10, 10), 32000: (20, 20, 20)}
 WEAK = ((20, 20, 10), (20, 20, 20))  # 16,000 atoms per rank on 1 and 2 ranks
 
 
+class _TimedComm:
+    """The model's ghost communication (LAMMPS' ML-IAP data), timed: the seconds spent in
+    it, waiting for the other ranks included."""
+
+    def __init__(self, data, clock: dict):
+        self.data, self.clock = data, clock
+
+    def reverse_comm(self, a) -> None:
+        t0 = time.perf_counter()
+        self.data.reverse_comm(a)
+        self.clock["comm"] += time.perf_counter() - t0
+
+    def forward_comm(self, a) -> None:
+        t0 = time.perf_counter()
+        self.data.forward_comm(a)
+        self.clock["comm"] += time.perf_counter() - t0
+
+
 def worker(a: argparse.Namespace) -> None:
     """One timed NVE run on this MPI world; rank 0 prints a JSON line."""
+    from aedistill.fastcalc import FastPairModel
     from aedistill.lammps import AL_MASS, mliap_pair_commands, new_lammps, world
     from aedistill.mliap_model import FastMLIAPModel
 
-    in_model = [0.0]
+    clock = {"model": 0.0, "comm": 0.0}
     lists = set()  # (half list, ghost communication) of each call
     compute = FastMLIAPModel.compute_forces
+    evaluate = FastPairModel.evaluate
 
     def timed(model, data):
         t0 = time.perf_counter()
         compute(model, data)
-        in_model[0] += time.perf_counter() - t0
+        clock["model"] += time.perf_counter() - t0
         lists.add((bool(model.half_list), bool(model.ghost_comm)))
 
+    def timed_comm(model, *args, ghost_comm=None, **kwargs):
+        if ghost_comm is not None:
+            ghost_comm = _TimedComm(ghost_comm, clock)
+        return evaluate(model, *args, ghost_comm=ghost_comm, **kwargs)
+
     FastMLIAPModel.compute_forces = timed
+    FastPairModel.evaluate = timed_comm
     nx, ny, nz = a.cells
     lmp = new_lammps()
     try:
@@ -83,7 +111,7 @@ def worker(a: argparse.Namespace) -> None:
                 ]
             )
         )
-        in_model[0] = 0.0
+        clock.update(model=0.0, comm=0.0)
         t0 = time.perf_counter()
         lmp.command(f"run {a.steps} pre no post no")
         wall = time.perf_counter() - t0
@@ -96,7 +124,8 @@ def worker(a: argparse.Namespace) -> None:
                         "ranks": ranks,
                         "atoms": n,
                         "step_s": wall / a.steps,
-                        "in_model_s": in_model[0] / a.steps,
+                        "in_model_s": clock["model"] / a.steps,
+                        "in_comm_s": clock["comm"] / a.steps,
                         "half_list_with_comm": lists == {(True, True)},
                     }
                 ),
@@ -166,13 +195,14 @@ def main() -> None:
                 if key not in best or res["step_s"] < best[key]["step_s"]:
                     best[key] = res
     print(
-        f"{'atoms':>7} {'ranks':>5} {'wall/atom-step':>15} {'core/atom-step':>15} {'in model':>9}"
+        f"{'atoms':>7} {'ranks':>5} {'wall/atom-step':>15} {'core/atom-step':>15} "
+        f"{'in model':>9} {'of it comm':>10}"
     )
     for (ranks, _), r in sorted(best.items(), key=lambda kv: (kv[1]["atoms"], kv[0][0])):
         per = r["step_s"] / r["atoms"]
         print(
             f"{r['atoms']:>7} {ranks:>5} {us(per):>15} {us(per * ranks):>15} "
-            f"{100 * r['in_model_s'] / r['step_s']:>8.0f}%"
+            f"{100 * r['in_model_s'] / r['step_s']:>8.0f}% {100 * r['in_comm_s'] / r['step_s']:>9.1f}%"
         )
     for n, cells in STRONG.items():
         t1, t2 = best[(1, cells)]["step_s"], best[(2, cells)]["step_s"]

@@ -7,10 +7,11 @@ NVE of a cubic fcc Al supercell (4 n³ atoms; n = 10: 4,000 atoms) at 300 K, 1 f
 thread, untrained models (weights do not change speed), the same 1 Å neighbour skin in both. Times per atom-step of: ASE with
 aedistill's fast calculator (the pipeline's default) and LAMMPS with the two ML-IAP exports
 (``fast`` = aedistill.mliap_model, the default, and ``hippynn`` = hippynn's MLIAPInterface);
-``fast`` runs as the pipeline does (attached to the LAMMPS instance: a half neighbour list from
-the patched ML-IAP of scripts/install_lammps.sh, each pair evaluated once) and as a user's
-input script would load the file (``fast, file``: a full list, pairs to ghosts evaluated from
-both sides). First lines: LAMMPS with an ML-IAP model that does no work, with a full and with
+``fast`` runs as the pipeline does (attached to the LAMMPS instance) and as a user's input
+script would load the file (``fast, file``); with the patched ML-IAP of
+scripts/install_lammps.sh both get a half neighbour list, each pair evaluated once, the
+ghosts' environment sums communicated to their owners (aedistill.mliap_model; an unpatched
+LAMMPS gives ``fast, file`` a full list). First lines: LAMMPS with an ML-IAP model that does no work, with a full and with
 a half neighbour list (LAMMPS' floor for this system). The ``in model`` column is the part of the attached
 ``fast`` step spent inside the model's ``compute_forces`` (the rest is LAMMPS: neighbour
 lists, ML-IAP's pair arrays, integration). Prints LAMMPS / ASE ratios (goal of issue 6: LAMMPS ≤ ASE, i.e. ratio ≤ 1, at ≥ 4k atoms).

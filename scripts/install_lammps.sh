@@ -6,6 +6,7 @@
 #
 # usage: scripts/install_lammps.sh [VENV]               (default VENV=./.venv)
 #        scripts/install_lammps.sh --fetch-only         (only get, verify and unpack the source)
+#        scripts/install_lammps.sh --stamp              (print what a cached build must match)
 # env:   LAMMPS_CACHE    cache dir (default ~/.cache/aedistill-lammps): tarball, source, build
 #                        tree and the finished wheel.
 #        LAMMPS_TARBALL  a local source tarball (offline clusters): Debian's orig tarball or
@@ -13,6 +14,11 @@
 #                        sha256 recorded below for that kind before it is unpacked.
 #        LAMMPS_TARBALL_SHA256  accept a tarball with this sha256 instead (e.g. a re-packed
 #                        copy you verified yourself); its one top directory is the source.
+#        LAMMPS_MPI      auto (default) | on | off. auto: build with MPI where an MPI C++ compiler
+#                        wrapper (mpicxx) is on PATH -- on Debian with root or password-less sudo
+#                        MPICH is installed with apt-get if none is -- else without; on: fail in
+#                        one line if no wrapper can be had; off: one-process LAMMPS. The choice is
+#                        printed in one line. With MPI, mpi4py is installed into the venv.
 # Prerequisites: Python >= 3.11 with its headers (Python.h), a C and C++ compiler, cmake >= 3.16,
 # make, patch (xz for Debian's tarball); each missing one is named in one line. On Debian
 # with root or password-less sudo they are installed with apt-get instead.
@@ -42,12 +48,6 @@ UP_TARBALL=lammps-patch_4Feb2025.tar.gz
 UP_SHA256=a4cb0a58451d47ac31ee3e1f148d92f445298d6e27f2d06f161b9b4168d79eb1
 SRCDIR=$CACHE/lammps-4Feb2025                      # the unpacked source, whatever the tarball
 PACKAGES="ML-IAP ML-SNAP PYTHON MEAM MANYBODY"
-CMAKE_FLAGS=(-D CMAKE_BUILD_TYPE=Release -D BUILD_SHARED_LIBS=on -D BUILD_MPI=off -D BUILD_OMP=on
-  -D MLIAP_ENABLE_PYTHON=on -D WITH_JPEG=off -D WITH_PNG=off -D WITH_FFMPEG=off)
-for p in $PACKAGES; do CMAKE_FLAGS+=(-D "PKG_$p=on"); done
-# the wheel is reused only if it was built with these flags and these patches
-PATCH=$(cd "$(dirname "$0")" && pwd)/lammps-mliap.patch
-STAMP="$VERSION ${CMAKE_FLAGS[*]} patch=weights_only_false+$(sha256sum < "$PATCH" | cut -c1-12)"
 t0=$SECONDS; step() { echo "== install_lammps [$((SECONDS - t0))s] $*"; }
 die() { echo "install_lammps: $*" >&2; exit 1; }
 # root, or sudo that needs no password; otherwise nothing is installed system-wide
@@ -56,6 +56,48 @@ if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else CAN_ROOT=0; fi
 fi
 HAVE_APT=0; { command -v apt-get >/dev/null && [ "$CAN_ROOT" = 1 ]; } && HAVE_APT=1
+
+# --- MPI or not (LAMMPS_MPI above): decided before anything else, since the cache stamp
+# and the build directory depend on it
+MPI_MODE=${LAMMPS_MPI:-auto}
+case "$MPI_MODE" in auto | on | off) ;; *) die "LAMMPS_MPI=$MPI_MODE: expected auto, on or off" ;; esac
+find_mpicxx() { local w; for w in mpicxx mpic++ mpiCC; do command -v "$w" && return 0; done; return 1; }
+MPICXX=""
+if [ "$MPI_MODE" != off ] && [ "$FETCH_ONLY" = 0 ]; then
+  MPICXX=$(find_mpicxx) || true
+  if [ -z "$MPICXX" ] && [ "$HAVE_APT" = 1 ]; then
+    step "apt: mpich libmpich-dev (no MPI compiler wrapper on PATH)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade \
+      mpich libmpich-dev >/dev/null
+    MPICXX=$(find_mpicxx) || true
+  fi
+  [ -n "$MPICXX" ] || [ "$MPI_MODE" = auto ] \
+    || die "LAMMPS_MPI=on but no MPI C++ compiler wrapper (mpicxx) on PATH: install or load MPI (e.g. \`module load openmpi\`) and rerun"
+fi
+if [ -n "$MPICXX" ]; then
+  MPICC=$(command -v mpicc || true)
+  [ -n "$MPICC" ] || die "$MPICXX found but no mpicc beside it: install MPI's C wrapper too"
+  MPIRUN=$(command -v mpirun || command -v mpiexec || true)
+  # what the wrapper compiles and links against: a different MPI library means a new build
+  MPI_ID=$("$MPICXX" -show 2>/dev/null || "$MPICXX" --showme 2>/dev/null || echo "$MPICXX")
+  MPI_FLAGS=(-D BUILD_MPI=on -D MPI_CXX_COMPILER="$MPICXX" -D MPI_C_COMPILER="$MPICC")
+  MPI_KIND=mpi
+  MPI_LINE="MPI on: LAMMPS runs on N ranks (wrapper $MPICXX, launcher ${MPIRUN:-none found}; mpi4py into the venv)"
+else
+  MPI_ID=none
+  MPI_FLAGS=(-D BUILD_MPI=off)
+  MPI_KIND=serial
+  if [ "$MPI_MODE" = off ]; then why="LAMMPS_MPI=off"; else why="no MPI compiler wrapper (mpicxx) on PATH"; fi
+  MPI_LINE="MPI off ($why): LAMMPS runs on one process"
+fi
+CMAKE_FLAGS=(-D CMAKE_BUILD_TYPE=Release -D BUILD_SHARED_LIBS=on "${MPI_FLAGS[@]}" -D BUILD_OMP=on
+  -D MLIAP_ENABLE_PYTHON=on -D WITH_JPEG=off -D WITH_PNG=off -D WITH_FFMPEG=off)
+for p in $PACKAGES; do CMAKE_FLAGS+=(-D "PKG_$p=on"); done
+# the wheel is reused only if it was built with these flags, this MPI and these patches
+PATCH=$(cd "$(dirname "$0")" && pwd)/lammps-mliap.patch
+STAMP="$VERSION ${CMAKE_FLAGS[*]} mpi=[$MPI_ID] patch=weights_only_false+$(sha256sum < "$PATCH" | cut -c1-12)"
+if [ "${1:-}" = "--stamp" ]; then echo "$STAMP"; exit 0; fi   # what a cached build must match
 
 # --- the source: get, verify (sha256 before anything is unpacked) and unpack into $SRCDIR
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -149,22 +191,26 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY=$VENV/bin/python
 PYTAG=$("$PY" -c 'import sys;print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-BUILD=$CACHE/build-$PYTAG
-WHEELDIR=$CACHE/wheels-$PYTAG
+BUILD=$CACHE/build-$PYTAG-$MPI_KIND
+WHEELDIR=$CACHE/wheels-$PYTAG-$MPI_KIND
+echo "== install_lammps: $MPI_LINE"
 
 # python check: does this venv's lammps have everything, built with these flags and
 # patches? (run outside any source tree)
 have_lammps() {
   [ "$(cat "$VENV/.lammps-stamp" 2>/dev/null)" = "$STAMP" ] || return 1
-  (cd / && "$PY" - "$VERSION" $PACKAGES <<'EOF'
+  (cd / && "$PY" - "$VERSION" "$MPI_KIND" $PACKAGES <<'EOF'
 import sys
 try:
     import lammps, lammps.mliap
+    if sys.argv[2] == "mpi":
+        from mpi4py import MPI  # noqa: F401
 except Exception:
     sys.exit(1)
 L = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
-ok = L.version() == int(sys.argv[1]) and all(L.has_package(p) for p in sys.argv[2:])
+ok = L.version() == int(sys.argv[1]) and all(L.has_package(p) for p in sys.argv[3:])
 ok = ok and hasattr(lammps.mliap, "activate_mliappy")
+ok = ok and bool(L.has_mpi_support) == (sys.argv[2] == "mpi")
 L.close()
 sys.exit(0 if ok else 1)
 EOF
@@ -244,13 +290,32 @@ else
   echo "$STAMP" > "$WHEELDIR/STAMP"
 fi
 
+# mpi4py (LAMMPS' Python module imports it where LAMMPS has MPI, and fails if it cannot load
+# its MPI library): compiled against this MPI's mpicc. PyPI's binary wheel loads libmpi.so.12
+# or libmpi.so.40 by name, which Debian's MPICH (libmpich.so.12) does not provide. The wheel
+# is kept beside LAMMPS' (same MPI stamp; pip's own cache would not know the MPI), so a new
+# venv installs it in a second instead of compiling again (3 min on 2 idle cores, 14 loaded).
+# Left alone where it already loads.
+if [ "$MPI_KIND" = mpi ] && ! (cd / && "$PY" -c 'from mpi4py import MPI' >/dev/null 2>&1); then
+  if ! ls "$WHEELDIR"/mpi4py/mpi4py-*.whl >/dev/null 2>&1; then
+    step "mpi4py (compiling against $MPICC; log: $CACHE/mpi4py.log)"
+    rm -rf "$WHEELDIR/mpi4py"
+    MPICC=$MPICC "$PY" -m pip wheel -q --no-deps --no-cache-dir --no-binary mpi4py \
+      -w "$WHEELDIR/mpi4py" mpi4py > "$CACHE/mpi4py.log" 2>&1 \
+      || { tail -30 "$CACHE/mpi4py.log"; exit 1; }
+  fi
+  step "mpi4py from $WHEELDIR/mpi4py"
+  "$PY" -m pip install -q --force-reinstall --no-deps "$WHEELDIR"/mpi4py/mpi4py-*.whl
+fi
+
 # 6. verify: packages, and "mliap unified" with the bundled Python LJ model = native lj/cut
 step "verify"
 cd /tmp   # not inside the source tree (its python/lammps would shadow the install)
-"$PY" - $PACKAGES <<'EOF'
+"$PY" - "$MPI_KIND" $PACKAGES <<'EOF'
 import sys
 import lammps, lammps.mliap
 L = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+assert bool(L.has_mpi_support) == (sys.argv.pop(1) == "mpi"), "LAMMPS' MPI support is not what was built"
 missing = [p for p in sys.argv[1:] if not L.has_package(p)]
 assert not missing, f"LAMMPS lacks packages {missing}"
 assert hasattr(lammps.mliap, "activate_mliappy"), "lammps.mliap could not see libpython"
@@ -293,4 +358,45 @@ assert half.half_list and not getattr(full, "half_list", False), "ML-IAP half-li
 assert abs(pe[1] - 0.5 * pe[0]) < 1e-9 * abs(pe[0]), pe
 print(f"== install_lammps: LAMMPS {version} OK ({' '.join(sys.argv[1:])}; mliap unified = lj/cut; half lists)")
 EOF
+if [ "$MPI_KIND" = mpi ]; then
+  # two ranks: the mliap unified LJ model = native lj/cut on 2 ranks too. The script goes in a
+  # file (mpirun hands stdin to rank 0 only); success is rank 0's OK line (an mpirun stopped
+  # by a signal may exit 0). Open MPI refuses root without the two ALLOW variables.
+  [ -n "$MPIRUN" ] || die "LAMMPS was built with MPI but there is no mpirun/mpiexec on PATH"
+  CHECK=$CACHE/check-2-ranks.py
+  cat > "$CHECK" <<'EOF'
+import lammps, lammps.mliap
+from lammps.mliap.mliap_unified_lj import MLIAPUnifiedLJ
+from mpi4py import MPI
+SETUP = """units lj
+atom_style atomic
+lattice fcc 0.8442
+region box block 0 6 0 6 0 6
+create_box 1 box
+create_atoms 1 box
+mass 1 1.0
+velocity all create 3.0 87287 loop geom"""
+RUN = "pair_coeff * * {}\nfix 1 all nve\nrun 20"
+pe = []
+for style in ("mliap", "lj/cut 2.5"):
+    L = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"], comm=MPI.COMM_WORLD)
+    assert L.extract_setting("world_size") == 2, L.extract_setting("world_size")
+    L.commands_string(SETUP)
+    if style == "mliap":
+        lammps.mliap.activate_mliappy(L)
+        lammps.mliap.load_unified(MLIAPUnifiedLJ(["Ar"]))
+        L.commands_string("pair_style mliap unified EXISTS 0\n" + RUN.format("Ar"))
+    else:
+        L.commands_string(f"pair_style {style}\n" + RUN.format("1.0 1.0"))
+    pe.append(L.get_thermo("pe"))
+    L.close()
+assert abs(pe[0] - pe[1]) < 1e-6, pe
+if MPI.COMM_WORLD.rank == 0:
+    print("== install_lammps: 2 MPI ranks OK (mliap unified = lj/cut)")
+EOF
+  OUT=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 \
+    "$MPIRUN" -np 2 "$PY" "$CHECK" 2>&1) || true
+  grep -F "2 MPI ranks OK" <<< "$OUT" \
+    || die "a 2-rank LAMMPS run failed ($MPIRUN -np 2 $PY $CHECK): $(tail -3 <<< "$OUT" | tr '\n' ' ')"
+fi
 echo "$STAMP" > "$VENV/.lammps-stamp"

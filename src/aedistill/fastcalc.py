@@ -140,11 +140,15 @@ class _DirectedPairs:
     """A full (``half``: half) neighbour list of one evaluation (numpy): i (a local atom),
     j (local or ghost) as listed, r_ij = R_j − R_i (Å), the owner of every atom (−1: unknown),
     the one-hot species of every atom, and, filled by :func:`directed_terms` for the kept
-    entries, the partner ``pj`` whose environment the reverse term feeds where ``both``."""
+    entries, the partner ``pj`` whose environment the reverse term feeds where ``both``.
+    ``comm`` (a half list whose ghosts keep their own rows): ``reverse_comm(a)`` adds the
+    ghost rows of an (atoms, columns) array to their owners', ``forward_comm(a)`` copies the
+    owners' rows to their ghosts' (LAMMPS' ``MLIAPDataPy`` has both)."""
 
-    def __init__(self, pi, pj_list, rij, owner, z_all, n_first, half=False):
+    def __init__(self, pi, pj_list, rij, owner, z_all, n_first, half=False, comm=None):
         self.pi = pi
         self.half = half
+        self.comm = comm
         self.pj_list = pj_list
         self.rij = rij
         self.owner = owner
@@ -162,8 +166,13 @@ class _DirectedEnvSum(torch.autograd.Function):
         st = pairs
         sel, unit, sens, dsens, m = directed_terms(st, mu_inv, sigma, rc)
         nf = st.z_all.shape[1]
-        env = np.zeros((n_first, nf, len(mu_inv), 4 if vec else 1))
+        # with ``comm`` a ghost's row collects its pairs' terms; they then reach the owner
+        n_rows = len(st.z_all) if st.comm is not None else n_first
+        env = np.zeros((n_rows, nf, len(mu_inv), 4 if vec else 1))
         env_forward_directed(st.pi, st.pj, st.both, sel, unit, sens, m, st.z_all, vec, env)
+        if st.comm is not None:
+            st.comm.reverse_comm(env.reshape(n_rows, -1))
+            env = env[:n_first]
         ctx.state = st
         ctx.saved = (sel, unit, sens, dsens, m, vec)
         return torch.from_numpy(env).permute(0, 3, 2, 1).to(rij.dtype)
@@ -173,6 +182,12 @@ class _DirectedEnvSum(torch.autograd.Function):
         sel, unit, sens, dsens, m, vec = ctx.saved
         st = ctx.state
         g = np.ascontiguousarray(grad_env.detach().to(torch.float64).permute(0, 3, 2, 1).numpy())
+        if st.comm is not None:  # dE/d(env) of each ghost = its owner's
+            n_rows = len(st.z_all)
+            g_all = np.zeros((n_rows, *g.shape[1:]))
+            g_all[: len(g)] = g
+            st.comm.forward_comm(g_all.reshape(n_rows, -1))
+            g = g_all
         # entries not kept (mirrors, beyond the cutoff) get dE/dr = 0; none in a half list
         grad_pair = np.empty_like(st.rij) if m == len(st.rij) else np.zeros_like(st.rij)
         env_backward_directed(
@@ -364,6 +379,13 @@ class FastPairModel(_FastHipnn):
         super().__init__(network, henergy, dtype, _DirectedInteract)
         self.n_weights = sum(p.numel() for p in (*network.parameters(), *henergy.parameters()))
 
+    @property
+    def comm_columns(self) -> int:
+        """Doubles per atom of the environment sum (species × sensitivities × 1 or 4
+        components): what a half-list evaluation with ``ghost_comm`` communicates per atom."""
+        (layer,) = [m for m in self.network.modules() if isinstance(m, _DirectedInteract)]
+        return (len(self.species_set) - 1) * len(layer.mu_inv) * (4 if layer.vec else 1)
+
     def evaluate(
         self,
         elems: np.ndarray,
@@ -373,6 +395,7 @@ class FastPairModel(_FastHipnn):
         n_first: int,
         owner: np.ndarray | None = None,
         half: bool = False,
+        ghost_comm=None,
     ) -> tuple[np.ndarray, float, np.ndarray]:
         """(ε of atoms 0..n_first−1 (eV), their sum (eV), dE/dr_ij (n_pairs, 3) eV/Å).
 
@@ -381,12 +404,24 @@ class FastPairModel(_FastHipnn):
         unknown; with it each pair to a ghost is evaluated once instead of from both sides
         (its kept entry carries the whole dE/dr, the mirror entry 0). ``half``: the pairs are a
         half list (each physical pair once, as LAMMPS gives a model that asks for one); needs
-        the owner of every ghost.
+        the owner of every ghost, or ``ghost_comm``.
+
+        ``ghost_comm`` (with ``half``; atoms ``n_first`` on are ghosts): an object whose
+        ``reverse_comm(a)`` adds each ghost's row of an (atoms, columns) float64 array to its
+        owner's row and ``forward_comm(a)`` copies owners' rows to their ghosts' (LAMMPS' ML-IAP
+        data, patched: ``scripts/lammps-mliap.patch``). A ghost's environment terms then reach
+        its owner wherever that is, on this process or another; the owner's dE/d(environment)
+        comes back the same way. Both are called once per evaluation, also with no pairs (they
+        are collective across processes).
         """
         n_all = len(elems)
         z_all = np.zeros((n_all, len(self.species_set) - 1))
         z_all[np.arange(n_all), np.asarray(elems, dtype=np.int64)] = 1.0
         n_pairs = len(pair_i)
+        if ghost_comm is not None:
+            if not half:
+                raise ValueError("ghost_comm is for a half neighbour list (half=True)")
+            owner = np.arange(n_all, dtype=np.int64)  # a ghost's terms go to its own row
         if owner is None:
             owner = np.full(n_all, -1, dtype=np.int64)
         if half and n_all > n_first and int(np.min(owner[n_first:])) < 0:
@@ -406,10 +441,13 @@ class FastPairModel(_FastHipnn):
             z_all,
             n_first,
             half,
+            ghost_comm,
         )
         rij_t = torch.from_numpy(rij64).requires_grad_(True)
         z = torch.from_numpy(z_all[:n_first]).to(self.dtype)
-        atom_en, energy, grad = self._energy(z, rij_t if n_pairs else None, pairs=pairs, rij=rij_t)
+        # with ghost_comm the backward pass runs also without pairs: it communicates
+        wrt = rij_t if n_pairs or ghost_comm is not None else None
+        atom_en, energy, grad = self._energy(z, wrt, pairs=pairs, rij=rij_t)
         grad_np = grad.numpy() if n_pairs else np.zeros((0, 3))
         return atom_en.double().numpy()[:, 0], float(energy), grad_np
 

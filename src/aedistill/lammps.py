@@ -201,6 +201,17 @@ def extract_by_id(lmp, name: str, n: int) -> np.ndarray:
     return np.array(lmp.numpy.extract_atom(name)[:n])[np.argsort(ids)]
 
 
+def world(lmp) -> tuple[int, int]:
+    """(rank, number of ranks) of ``lmp``'s MPI world ((0, 1) without MPI)."""
+    return int(lmp.extract_setting("world_rank")), int(lmp.extract_setting("world_size"))
+
+
+def gather_by_id(lmp, name: str, n: int) -> np.ndarray:
+    """Per-atom (n, 3) float array ``name`` of all ``n`` atoms, ordered by atom id (ids 1..n),
+    on every rank: collective (every rank must call it)."""
+    return np.ctypeslib.as_array(lmp.gather_atoms(name, 1, 3)).reshape(n, 3).copy()
+
+
 # -- export --------------------------------------------------------------------------------
 def interaction_layer_count(energy_node) -> int:
     """Interaction layers of every HIPNN in the graph of ``energy_node`` (the largest)."""
@@ -321,7 +332,8 @@ def lammps_energy_forces(
     mliap_path: str | os.PathLike[str], atoms, threads: int = 1, attach: bool = True
 ) -> tuple[float, np.ndarray]:
     """Energy (eV) and forces (n, 3) eV/Å of ``atoms`` (periodic) from an ML-IAP file
-    (``attach``: see :func:`mliap_pair_commands`)."""
+    (``attach``: see :func:`mliap_pair_commands`). Under MPI (``mpirun -n N python ...``,
+    :mod:`aedistill.mpi`) every rank calls it and gets the same result."""
     import torch
     from ase.data import atomic_masses, chemical_symbols
 
@@ -345,7 +357,7 @@ def lammps_energy_forces(
             raise RuntimeError(f"LAMMPS kept {lmp.get_natoms()} of {n} atoms")
         lmp.command("run 0")
         energy = float(lmp.get_thermo("pe"))
-        forces = extract_by_id(lmp, "f", n) @ rot.T
+        forces = gather_by_id(lmp, "f", n) @ rot.T  # all ranks' atoms
     finally:
         lmp.close()
     return energy, forces
@@ -390,10 +402,12 @@ def rdf_cost_us(arch: str) -> float:
 
 def rdf_runtime_minutes(settings: Mapping[str, Any], arch: str, safety: float = 2.0) -> int:
     """Wall-clock minutes to ask for one RDF run (``settings`` = the lammps section):
-    all melt + equilibration + production steps × atoms × :func:`rdf_cost_us`, times
-    ``safety`` (slower nodes, a loaded machine), plus 10 minutes of start-up."""
+    all melt + equilibration + production steps × atoms × :func:`rdf_cost_us` / ``ranks``
+    (``lammps.ranks``, perfect scaling assumed), times ``safety`` (slower nodes, a loaded
+    machine, a parallel efficiency down to 1 / ``safety``), plus 10 minutes of start-up."""
     import math
 
     n_atoms = 4 * int(settings["supercell"]) ** 3
     steps = sum(int(settings[k]) for k in ("melt_steps", "equilibration_steps", "production_steps"))
-    return math.ceil(safety * steps * n_atoms * rdf_cost_us(arch) * 1e-6 / 60.0) + 10
+    ranks = int(settings.get("ranks", 1) or 1)
+    return math.ceil(safety * steps * n_atoms * rdf_cost_us(arch) * 1e-6 / 60.0 / ranks) + 10

@@ -8,16 +8,27 @@ and the energy head as the model's own torch modules, and only on LAMMPS' *local
 (ghost atoms only contribute their one-hot species). Same energies and forces
 (``tests/integration/test_lammps.py`` compares both exports with the ASE calculator).
 
-ML-IAP hands a model a full neighbour list, which holds every pair twice. Pairs of two local
-atoms are evaluated once; a pair to a ghost atom is evaluated once too when the model knows
-which local atom each ghost images (:meth:`FastMLIAPModel.attach` gives it the LAMMPS instance,
-whose atom tags say so; :func:`aedistill.lammps.mliap_pair_commands` attaches it). Attached in
-a one-process run, the model also asks for a *half* list (``request_half_list``): the LAMMPS
-that ``scripts/install_lammps.sh`` builds (patched ML-IAP, ``scripts/lammps-mliap.patch``) then
-builds, copies and sums each pair once instead of twice, and says so (``half_list``); an
-unpatched LAMMPS ignores the request and the model keeps to the full list. A model loaded by
-LAMMPS from the file alone evaluates a pair to a ghost from both sides: same energies and
-forces, slower.
+Neighbour lists, fastest first (which one a run gets depends on the LAMMPS build):
+
+1. *Half list with ghost communication* (the LAMMPS that ``scripts/install_lammps.sh`` builds;
+   ML-IAP patched by ``scripts/lammps-mliap.patch``; any number of MPI ranks, attached or
+   not). The patched ML-IAP tells the model it can communicate (``ghost_comm``), so the model
+   asks for a half list (``request_half_list``) and declares ``comm_columns``, the doubles per
+   atom of its environment sum. Each pair is listed once on one rank (newton on), a pair to a
+   ghost atom included; it adds its terms to both atoms' environment sums, the ghost's into
+   the ghost's own row; LAMMPS' reverse communication adds every ghost row to its owner's
+   (another rank's atom or a periodic image on this rank), the owners' energies follow, and
+   a forward communication brings each owner's dE/d(environment) back to its ghosts for the
+   pair forces (LAMMPS then sends the ghosts' forces to their owners as for any pair style).
+   The same pattern as EAM's density. Cost per step: two messages per swap of
+   ``comm_columns`` doubles per ghost atom (the environment sums, then their gradient).
+2. *Half list with owners* (a LAMMPS patched without communication, one process,
+   :meth:`FastMLIAPModel.attach`-ed): every ghost images a local atom, read from the atom
+   tags; each pair feeds both atoms directly.
+3. *Full list* (unpatched LAMMPS): every pair is listed twice; pairs of two local atoms, and
+   given the owners (attached) pairs to a ghost of a local atom, are evaluated once; a pair
+   to another rank's ghost is evaluated on both ranks, each for its own atom. Correct on any
+   number of ranks, slower.
 
 Loading the pickled file in LAMMPS imports this module: the LAMMPS Python must have
 ``aedistill`` installed (it does in the project's venv). Only one interaction layer.
@@ -53,17 +64,31 @@ class FastMLIAPModel(MLIAPUnified):
         self.pair_model = model
         self._lmp = None
 
-    # Set before LAMMPS loads the model: ask the (patched) ML-IAP for a half neighbour list;
-    # set by the patched ML-IAP when it loads the model: the list is a half one.
-    request_half_list = False
+    # Set by the patched ML-IAP when it loads the model: it can communicate per-atom arrays
+    # between ghosts and owners (data.reverse_comm / data.forward_comm); then the list is a
+    # half one (half_list), since the model asks for one (request_half_list).
+    ghost_comm = False
     half_list = False
+
+    @property
+    def request_half_list(self) -> bool:
+        """Ask ML-IAP for a half list: where it can communicate ghosts' environment sums to
+        their owners, or (no communication) in an attached one-process run, where every
+        ghost's owner is a local atom known from the atom tags."""
+        if self.ghost_comm:
+            return True
+        return self._lmp is not None and self._lmp.extract_setting("world_size") == 1
+
+    @property
+    def comm_columns(self) -> int:
+        """Doubles per atom communicated between ghosts and owners (the environment sum)."""
+        return self.pair_model.comm_columns
 
     def attach(self, lmp) -> None:
         """Read ghost atoms' owners from ``lmp``'s atom tags on every step (or ``None``);
-        in a one-process run also ask for a half neighbour list (every ghost's owner is then a
-        local atom, so each pair can feed both atoms' environments)."""
+        needed only for a half list without ghost communication (a one-process run of a
+        LAMMPS whose ML-IAP is patched without it)."""
         self._lmp = lmp
-        self.request_half_list = lmp is not None and lmp.extract_setting("world_size") == 1
         self.half_list = False
 
     def __getstate__(self):
@@ -71,7 +96,7 @@ class FastMLIAPModel(MLIAPUnified):
         state["_lmp"] = None  # a LAMMPS instance is not part of the model
         if "interface" in state:
             state["interface"] = None  # ML-IAP's handle of the run that loaded the model
-        for run_only in ("request_half_list", "half_list"):
+        for run_only in ("ghost_comm", "half_list"):
             state.pop(run_only, None)  # set per LAMMPS run
         return state
 
@@ -100,7 +125,8 @@ class FastMLIAPModel(MLIAPUnified):
     def compute_forces(self, data) -> None:
         """Per-atom energies, total energy and pair forces of LAMMPS' local atoms."""
         n_list = int(data.nlistatoms)
-        if n_list == 0:
+        comm = self.half_list and self.ghost_comm  # collective: every rank takes part
+        if n_list == 0 and not comm:
             return
         npairs = int(data.npairs)
         if npairs > 0:
@@ -111,18 +137,25 @@ class FastMLIAPModel(MLIAPUnified):
             pair_i = pair_j = np.zeros(0, dtype=np.int64)
             rij = np.zeros((0, 3))
         iatoms = np.asarray(data.iatoms)[:n_list]
-        n_first = int(iatoms.max()) + 1  # pair_i holds listed atoms only
+        if comm:  # rows nlocal.. are ghosts, whose sums go to their owners
+            n_first = int(data.nlocal)
+            owner = None
+        else:
+            n_first = int(iatoms.max()) + 1  # pair_i holds listed atoms only
+            owner = self._owners(data, iatoms)
         eps, _, grad = self.pair_model.evaluate(
-            np.asarray(data.elems),
+            np.asarray(data.elems)[: int(data.ntotal)],
             pair_i,
             pair_j,
             rij,
             n_first,
-            owner=self._owners(data, iatoms),
-            half=self.half_list,  # refused there without the ghosts' owners
+            owner=owner,
+            half=self.half_list,  # refused there without the ghosts' owners or ghost_comm
+            ghost_comm=data if comm else None,
         )
         eatoms = np.ascontiguousarray(eps[iatoms], dtype=np.float64)
-        data.eatoms = eatoms
+        if n_list:
+            data.eatoms = eatoms
         data.energy = float(eatoms.sum())
         if npairs > 0:
             data.update_pair_forces(np.ascontiguousarray(grad, dtype=np.float64))

@@ -7,6 +7,10 @@ equilibration at T, NVT production; g(r) is computed in Python from frames taken
 the box (or read it from a restart file), melt and equilibrate (:meth:`_RdfRun.equilibrate`),
 produce and time the frames (:meth:`_RdfRun.produce`), write g(r) and the timing record.
 
+On several MPI ranks (``lammps.ranks``: :func:`run_rdf_job` starts ``LAUNCHER -n N python -m
+aedistill.mpi rdf ...``, :mod:`aedistill.mpi`) every rank runs :func:`run_rdf`; the frames are
+gathered by atom id and rank 0 writes the restart state and the outputs.
+
 Units: LAMMPS ``units metal`` (eV, Å, ps); config times are fs and converted here.
 """
 
@@ -23,12 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from aedistill.errors import UserInputError
 from aedistill.lammps import (
     AL_MASS,
     check_rdf_geometry,
+    gather_by_id,
     lattice_constant_for_density,
     mliap_pair_commands,
     new_lammps,
+    world,
 )
 
 log = logging.getLogger(__name__)
@@ -84,15 +91,20 @@ def _read_restart_state(restart_dir: Path, fingerprint: str) -> dict[str, Any] |
     return state
 
 
-def _write_restart_point(lmp, restart_dir: Path, state: dict[str, Any]) -> None:
+def _write_restart_point(lmp, restart_dir: Path, state: dict[str, Any], root: bool = True) -> None:
     """LAMMPS restart file first, then the Python-side state naming it (both atomic), then
-    the previous restart file goes: a kill at any moment leaves one consistent pair."""
+    the previous restart file goes: a kill at any moment leaves one consistent pair. Under
+    MPI every rank calls it (``write_restart`` is collective); the files are rank 0's
+    (``root``)."""
     from aedistill.io import write_json
 
-    restart_dir.mkdir(parents=True, exist_ok=True)
+    if root:
+        restart_dir.mkdir(parents=True, exist_ok=True)
     name = f"step{state['step']}.restart"
     tmp = restart_dir / f".{name}.tmp"
     lmp.command(f"write_restart {tmp}")
+    if not root:
+        return
     os.replace(tmp, restart_dir / name)
     write_json(restart_dir / RESTART_STATE, {**state, "restart_file": name})
     for old in restart_dir.glob("step*.restart"):
@@ -124,6 +136,10 @@ def run_rdf(
     from the last restart point when called again with the same settings and model (the log
     says ``resumed``); ``timing.json`` then reports ``resumed_from_step``. The directory is
     removed when the run finishes.
+
+    Under MPI (``LAUNCHER -n N python -m aedistill.mpi rdf ...``: :func:`run_rdf_job`) every
+    rank calls it; the frames are gathered and the files written by rank 0 (the other ranks
+    return the same timing record and write nothing).
     """
     import torch
 
@@ -144,15 +160,18 @@ def run_rdf(
             if pair_commands is not None
             else mliap_pair_commands(lmp, mliap_path, ["Al"])
         )
-        run = _RdfRun(lmp, s, acc, rdir, fingerprint, restart_every)
+        rank, n_ranks = world(lmp)
+        run = _RdfRun(lmp, s, acc, rdir, fingerprint, restart_every, rank, n_ranks)
         resumed_from = run.set_up(pair, state)
         log.info(
-            "RDF run: %d atoms, box %.3f Å, a = %.4f Å (%.4f g/cm³), T = %.0f K, %d threads",
+            "RDF run: %d atoms, box %.3f Å, a = %.4f Å (%.4f g/cm³), T = %.0f K, "
+            "%d MPI ranks x %d threads",
             run.n_atoms,
             box,
             lattice_constant_for_density(float(s["density"])),
             float(s["density"]),
             float(s["temperature"]),
+            n_ranks,
             threads,
         )
         run.equilibrate()
@@ -161,6 +180,8 @@ def run_rdf(
     finally:
         lmp.close()
     timing = _write_outputs(run, s, box, threads, version, resumed_from, rdf_csv, timing_json)
+    if not run.root:
+        return timing
     if rdir.is_dir():
         shutil.rmtree(rdir)
     log.info("wrote %s and %s", rdf_csv, timing_json)
@@ -171,7 +192,7 @@ def run_rdf(
 class _RdfRun:
     """One RDF run's LAMMPS instance and what it carries between restart points: the
     absolute LAMMPS step, the timed production wall time (s), the production temperatures
-    (K) and the g(r) frames (``acc``)."""
+    (K) and the g(r) frames (``acc``; rank 0's under MPI, the other ranks' stay empty)."""
 
     lmp: Any
     s: dict[str, Any]
@@ -179,11 +200,18 @@ class _RdfRun:
     rdir: Path
     fingerprint: str
     restart_every: int
+    rank: int = 0
+    n_ranks: int = 1
     step: int = 0
     wall: float = 0.0
     temps: list[float] = field(default_factory=list)
     last_restart: int = 0
     n_atoms: int = 0
+
+    @property
+    def root(self) -> bool:
+        """Rank 0: the one that keeps the frames and writes the files."""
+        return self.rank == 0
 
     @property
     def dt_ps(self) -> float:
@@ -260,6 +288,7 @@ class _RdfRun:
                     "temperatures": self.temps,
                     "rdf": self.acc.state(),
                 },
+                root=self.root,
             )
             self.last_restart = self.step
 
@@ -321,7 +350,12 @@ class _RdfRun:
             done += chunk
             self.step += chunk
             self.temps.append(lmp.get_thermo("temp"))
-            self.acc.add(np.array(lmp.numpy.extract_atom("x")[:n_atoms]), cell)
+            if self.n_ranks > 1:
+                x = gather_by_id(lmp, "x", n_atoms)  # collective
+            else:
+                x = np.array(lmp.numpy.extract_atom("x")[:n_atoms])
+            if self.root:
+                self.acc.add(x, cell)
             if done % report < chunk or done == n_prod:
                 log.info(
                     "production %d/%d steps: T = %.1f K, pe = %.4f eV/atom, %.3g s/step/atom",
@@ -339,21 +373,17 @@ def _write_outputs(
     run: _RdfRun, s, box: float, threads: int, version: int, resumed_from, rdf_csv, timing_json
 ) -> dict[str, Any]:
     """g(r) (with the even/odd-frame averages: the sampling floor of the RDF errors) and the
-    production timing record."""
+    production timing record, written by rank 0 only; every rank returns the record."""
     import pandas as pd
     import torch
 
     from aedistill.io import write_csv, write_json
 
     acc, n_prod = run.acc, int(s["production_steps"])
-    r, g = acc.result()
-    table = {"r_A": r, "g": g}
-    if acc.n_frames >= 2:
-        table["g_even"], table["g_odd"] = acc.halves()
-    write_csv(rdf_csv, pd.DataFrame(table))
     timing = {
         "n_atoms": run.n_atoms,
         "steps": n_prod,
+        "ranks": run.n_ranks,
         "threads": int(threads),
         "wall_s": run.wall,
         "time_per_step_per_atom_s": run.wall / n_prod / run.n_atoms,
@@ -365,5 +395,46 @@ def _write_outputs(
         "device": "cpu",
         "resumed_from_step": resumed_from,
     }
+    if not run.root:
+        return timing
+    r, g = acc.result()
+    table = {"r_A": r, "g": g}
+    if acc.n_frames >= 2:
+        table["g_even"], table["g_odd"] = acc.halves()
+    write_csv(rdf_csv, pd.DataFrame(table))
     write_json(timing_json, timing)
     return timing
+
+
+def run_rdf_job(
+    mliap_path: str | os.PathLike[str],
+    settings: Mapping[str, Any],
+    rdf_csv: str | os.PathLike[str],
+    timing_json: str | os.PathLike[str],
+    threads: int = 1,
+    ranks: int = 1,
+    launcher: str = "mpirun",
+) -> dict[str, Any]:
+    """:func:`run_rdf` on ``ranks`` MPI ranks (``lammps.ranks``): in this process for one,
+    else through ``LAUNCHER -n RANKS`` (:func:`aedistill.mpi.run_ranks`; the rule's ``mpi``
+    resource: ``mpirun`` by default, ``srun`` in a SLURM profile), ``threads`` torch threads
+    per rank. Returns the timing record."""
+    import json
+
+    ranks = int(ranks)
+    if ranks < 1:
+        raise UserInputError(f"lammps.ranks = {ranks}: must be at least 1")
+    if ranks == 1:
+        return run_rdf(mliap_path, settings, rdf_csv, timing_json, threads)
+    from aedistill.mpi import run_ranks
+
+    kwargs = {
+        "mliap_path": str(mliap_path),
+        "settings": dict(settings),
+        "rdf_csv": str(rdf_csv),
+        "timing_json": str(timing_json),
+        "threads": int(threads),
+    }
+    log.info("starting the RDF run on %d MPI ranks (%s)", ranks, launcher)
+    run_ranks("rdf", kwargs, ranks, launcher)
+    return json.loads(Path(timing_json).read_text())

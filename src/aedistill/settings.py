@@ -126,7 +126,7 @@ def memory_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 #: lammps keys that are not settings of an RDF run (which models run; the export's)
-_NOT_RDF_KEYS = ("enabled", "seeds", "implementation")
+_NOT_RDF_KEYS = ("enabled", "seeds", "implementation", "ranks")
 
 
 def rdf_settings(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -48,14 +48,25 @@ def _structures():
     ids=["teacher-like", "student-like", "student-like-lmax0"],
 )
 @pytest.mark.parametrize(
-    "implementation,attach",
-    [("fast", True), ("fast", False), ("hippynn", True)],
-    ids=["fast-attached", "fast-from-file", "hippynn"],
+    "implementation,attach,comm",
+    [
+        ("fast", True, True),
+        ("fast", False, True),
+        ("fast", True, False),
+        ("fast", False, False),
+        ("hippynn", True, None),
+    ],
+    ids=["fast-attached", "fast-from-file", "fast-owners", "fast-full-list", "hippynn"],
 )
-def test_lammps_equals_ase_calculator(tmp_path, monkeypatch, arch, l_max, implementation, attach):
-    """``fast-attached`` gets a half neighbour list from the patched ML-IAP and evaluates each
-    pair once (ghost owners from LAMMPS' atom tags), ``fast-from-file`` a full list, each pair
-    to a ghost from both sides (the file loaded by LAMMPS, as in a user's input script)."""
+def test_lammps_equals_ase_calculator(
+    tmp_path, monkeypatch, arch, l_max, implementation, attach, comm
+):
+    """The three neighbour-list paths of the fast model (aedistill.mliap_model): the patched
+    ML-IAP's half list with ghost communication, attached or loaded by LAMMPS from the file
+    as in a user's input script (``fast-attached``, ``fast-from-file``); without the
+    communication (the model declares no ``comm_columns``, as with a LAMMPS patched without
+    it) the half list with ghost owners from the atom tags (``fast-owners``) or, loaded from
+    the file, a full list with each pair to a ghost evaluated from both sides."""
     from aedistill.lammps import export_mliap, lammps_energy_forces
     from aedistill.mliap_model import FastMLIAPModel
     from aedistill.models import make_calculator
@@ -64,10 +75,12 @@ def test_lammps_equals_ase_calculator(tmp_path, monkeypatch, arch, l_max, implem
     compute = FastMLIAPModel.compute_forces
 
     def spy(self, data):
-        lists.append("half" if self.half_list else "full")
+        lists.append(("half" if self.half_list else "full", self.ghost_comm))
         compute(self, data)
 
     monkeypatch.setattr(FastMLIAPModel, "compute_forces", spy)
+    if comm is False:
+        monkeypatch.setattr(FastMLIAPModel, "comm_columns", 0)
 
     model = _model(tmp_path, "m", arch, l_max)
     mliap = export_mliap(model, tmp_path / "m.mliap.pt", implementation)
@@ -81,12 +94,14 @@ def test_lammps_equals_ase_calculator(tmp_path, monkeypatch, arch, l_max, implem
         assert np.abs(f_lmp - f_ase).max() <= 1e-4, name
         assert abs(e_lmp - e_ase) / len(atoms) <= 1e-5, name
     if implementation == "fast":
-        assert set(lists) == {"half" if attach else "full"}
+        assert set(lists) == {("half" if comm or attach else "full", comm)}
 
 
-def test_fast_model_asks_for_a_half_list_only_in_one_process_runs(tmp_path):
-    """A half list is only correct when every ghost's owner is local (one MPI process); the
-    request and LAMMPS' answer are per run, never saved with the model."""
+def test_fast_model_asks_for_a_half_list_where_it_is_correct(tmp_path):
+    """A half list is correct where ghosts' environment sums reach their owners (the patched
+    ML-IAP's communication: any number of MPI processes) or, without it, where every ghost's
+    owner is local (one process, owners from the atom tags); the request and LAMMPS' answers
+    are per run, never saved with the model."""
     import torch
 
     from aedistill.lammps import export_mliap
@@ -101,15 +116,20 @@ def test_fast_model_asks_for_a_half_list_only_in_one_process_runs(tmp_path):
 
     path = export_mliap(_model(tmp_path, "m", Arch(1, 8, 4)), tmp_path / "m.mliap.pt", "fast")
     model = torch.load(path, weights_only=False)
+    # environment sum per atom: 1 species x 4 sensitivities x (scalar + 3 vector components)
+    assert model.comm_columns == 16
     assert not model.request_half_list and not model.half_list  # loaded from the file alone
     model.attach(FakeLammps(1))
     assert model.request_half_list and not model.half_list  # until LAMMPS answers
+    model.attach(FakeLammps(4))
+    assert not model.request_half_list and not model.half_list
+    model.ghost_comm = True  # what the patched ML-IAP says when it loads the model
+    assert model.request_half_list
     model.half_list = True
     model.interface = lambda: None  # ML-IAP's handle of a run: not picklable
     again = pickle.loads(pickle.dumps(model))  # a model used in a run can still be saved
     assert again.interface is None and not again.request_half_list and not again.half_list
-    model.attach(FakeLammps(4))
-    assert not model.request_half_list and not model.half_list
+    assert not again.ghost_comm
 
 
 @pytest.mark.parametrize("implementation", ["fast", "hippynn"])

@@ -211,3 +211,87 @@ def test_without_apt_the_upstream_tarball_is_downloaded(tmp_path):
         "elsewhere and set LAMMPS_TARBALL=/path/to/lammps-patch_4Feb2025.tar.gz"
     ]
     assert not (tmp_path / "cache" / "lammps-patch_4Feb2025.tar.gz").exists()
+
+
+def _run_install(tmp: Path, bindir: str, **env: str) -> subprocess.CompletedProcess:
+    venv = tmp / "venv"
+    if not venv.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("LAMMPS_")}
+    run_env |= {"PATH": bindir, "LAMMPS_CACHE": str(tmp / "cache"), **env}
+    return subprocess.run(
+        ["bash", str(SCRIPT), str(venv)], env=run_env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _mpi_lines(r: subprocess.CompletedProcess) -> list[str]:
+    return [ln for ln in r.stdout.splitlines() if ln.startswith("== install_lammps: MPI")]
+
+
+def test_without_an_mpi_wrapper_lammps_is_built_without_mpi_and_says_so(tmp_path):
+    """No mpicxx and nothing installable (no apt-get): one line says MPI is off and why; the
+    build goes on (here it stops at the missing compilers, after that line)."""
+    r = _run_install(tmp_path, _bare_path(tmp_path, {"cc", "c++"}))
+    assert _mpi_lines(r) == [
+        "== install_lammps: MPI off (no MPI compiler wrapper (mpicxx) on PATH): LAMMPS runs "
+        "on one process"
+    ], r.stdout
+    assert "missing C compiler (cc), C++ compiler (c++)" in r.stderr
+
+
+def test_an_mpi_wrapper_on_path_turns_mpi_on(tmp_path):
+    bindir = Path(_bare_path(tmp_path, {"cc", "c++"}))
+    for tool in ("mpicxx", "mpicc", "mpirun"):
+        (bindir / tool).write_text('#!/bin/sh\necho "g++ -I/opt/mpi/include -lmpi"\n')
+        (bindir / tool).chmod(0o755)
+    r = _run_install(tmp_path, str(bindir))
+    assert _mpi_lines(r) == [
+        f"== install_lammps: MPI on: LAMMPS runs on N ranks (wrapper {bindir}/mpicxx, launcher "
+        f"{bindir}/mpirun; mpi4py into the venv)"
+    ], r.stdout
+    # LAMMPS_MPI=off: a serial build although a wrapper is there
+    r = _run_install(tmp_path, str(bindir), LAMMPS_MPI="off")
+    assert _mpi_lines(r) == [
+        "== install_lammps: MPI off (LAMMPS_MPI=off): LAMMPS runs on one process"
+    ], r.stdout
+
+
+def test_mpi_on_without_a_wrapper_and_a_wrong_choice_are_named_in_one_line(tmp_path):
+    bindir = _bare_path(tmp_path, set())
+    r = _run_install(tmp_path, bindir, LAMMPS_MPI="on")
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines() == [
+        "install_lammps: LAMMPS_MPI=on but no MPI C++ compiler wrapper (mpicxx) on PATH: "
+        "install or load MPI (e.g. `module load openmpi`) and rerun"
+    ]
+    r = _run_install(tmp_path, bindir, LAMMPS_MPI="yes")
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines() == [
+        "install_lammps: LAMMPS_MPI=yes: expected auto, on or off"
+    ]
+
+
+def test_the_cache_stamp_includes_the_mpi_choice(tmp_path):
+    """A wheel (or a venv's LAMMPS) built without MPI, or against another MPI library, is
+    not reused: the stamp it must match names the MPI flags and the wrapper's link line."""
+    bindir = Path(_bare_path(tmp_path, set()))
+
+    def stamp(**env: str) -> str:
+        run_env = {k: v for k, v in os.environ.items() if not k.startswith("LAMMPS_")}
+        run_env |= {"PATH": str(bindir), **env}
+        r = subprocess.run(
+            ["bash", str(SCRIPT), "--stamp"], env=run_env, capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    serial = stamp()
+    for tool in ("mpicxx", "mpicc"):
+        (bindir / tool).write_text('#!/bin/sh\necho "g++ -lmpich"\n')
+        (bindir / tool).chmod(0o755)
+    mpich = stamp()
+    (bindir / "mpicxx").write_text('#!/bin/sh\necho "g++ -lmpi_cxx -lmpi"\n')
+    openmpi = stamp()
+    assert "BUILD_MPI=off" in serial and "BUILD_MPI=on" in mpich
+    assert len({serial, mpich, openmpi}) == 3
+    assert stamp(LAMMPS_MPI="off") == serial and stamp() == openmpi  # deterministic

@@ -47,7 +47,27 @@ def _lammps_layout(atoms, cutoff: float):
     return elems, i, pair_j, rij, ghosts_src, half
 
 
-@pytest.mark.parametrize("mode", ["directed-ghosts", "ghost-owners", "half-list"])
+class _GhostComm:
+    """LAMMPS' ghost communication in one process: a ghost row is an image of row
+    ``owner[g]``; reverse adds ghost rows to their owners', forward copies owners' rows to
+    their ghosts'. Counts the calls (collective in LAMMPS: exactly one each per step)."""
+
+    def __init__(self, owner: np.ndarray, n_local: int):
+        self.owner, self.n = owner, n_local
+        self.calls = {"reverse": 0, "forward": 0}
+
+    def reverse_comm(self, a: np.ndarray) -> None:
+        assert a.flags.c_contiguous and a.dtype == np.float64 and len(a) == len(self.owner)
+        np.add.at(a, self.owner[self.n :], a[self.n :])
+        self.calls["reverse"] += 1
+
+    def forward_comm(self, a: np.ndarray) -> None:
+        assert a.flags.c_contiguous and a.dtype == np.float64 and len(a) == len(self.owner)
+        a[self.n :] = a[self.owner[self.n :]]
+        self.calls["forward"] += 1
+
+
+@pytest.mark.parametrize("mode", ["directed-ghosts", "ghost-owners", "half-list", "half-comm"])
 @pytest.mark.parametrize("slug,l_max", [("L1-W8-S4", 1), ("L2-W16-S8", 1), ("L2-W16-S8", 0)])
 def test_pair_model_equals_hippynn_calculator(slug, l_max, mode):
     import ase.units
@@ -66,18 +86,23 @@ def test_pair_model_equals_hippynn_calculator(slug, l_max, mode):
     assert len(ghosts) > len(atoms)  # the small cell really needs ghost atoms
     owner = np.concatenate([np.arange(len(atoms)), np.asarray(ghosts, dtype=np.int64)])
     with_owner = mode == "ghost-owners"
-    if mode == "half-list":  # as the patched ML-IAP gives it: each pair once, self-images too
+    if mode.startswith("half"):  # as the patched ML-IAP gives it: each pair once, self-images too
         assert half.sum() * 2 == len(pi) and (owner[pj[half]] == pi[half]).any()
         pi, pj, rij = pi[half], pj[half], rij[half]
+    # half-comm: a ghost's terms go to its own row and reach the owner by communication
+    comm = _GhostComm(owner, len(atoms)) if mode == "half-comm" else None
     eps, energy, grad = model.evaluate(
         elems,
         pi,
         pj,
         rij,
         len(atoms),
-        owner=None if mode == "directed-ghosts" else owner,
-        half=mode == "half-list",
+        owner=None if mode in ("directed-ghosts", "half-comm") else owner,
+        half=mode.startswith("half"),
+        ghost_comm=comm,
     )
+    if comm is not None:
+        assert comm.calls == {"reverse": 1, "forward": 1}
     if with_owner:  # every pair to a ghost that is not a self-image is evaluated once
         ghost_pair = pj >= len(atoms)
         mirrored = ghost_pair & (owner[pj] != pi)
@@ -113,6 +138,20 @@ def test_pair_model_without_pairs_gives_self_energies():
     none = np.zeros(0, dtype=np.int64)
     eps, energy, grad = model.evaluate(np.zeros(2, dtype=np.int64), none, none, np.zeros((0, 3)), 2)
     assert grad.shape == (0, 3)
+    assert eps[0] == pytest.approx(eps[1]) and energy == pytest.approx(2 * eps[0])
+
+
+def test_pair_model_communicates_without_pairs():
+    """A rank whose atoms have no pairs in its half list still takes part in both
+    communications (collective in LAMMPS) and gets its atoms' environments from them."""
+    g = _graph("L1-W8-S4")
+    model = FastPairModel(g.modules["network"], g.modules["henergy"])
+    none = np.zeros(0, dtype=np.int64)
+    comm = _GhostComm(np.array([0, 1, 0]), 2)  # two local atoms, one ghost (of atom 0)
+    eps, energy, grad = model.evaluate(
+        np.zeros(3, dtype=np.int64), none, none, np.zeros((0, 3)), 2, half=True, ghost_comm=comm
+    )
+    assert comm.calls == {"reverse": 1, "forward": 1} and grad.shape == (0, 3)
     assert eps[0] == pytest.approx(eps[1]) and energy == pytest.approx(2 * eps[0])
 
 

@@ -36,6 +36,9 @@ def test_runtime_scales_with_atoms_and_steps():
     assert rdf_runtime_minutes(paper, "L4-W128-S40") > 24 * 60
     small = load_config(REPO / "config" / "test.yaml")["lammps"]
     assert rdf_runtime_minutes(small, "L4-W128-S40") <= 15
+    # on lammps.ranks ranks: the MD time divided among them (perfect scaling assumed)
+    expected_4 = 2 * steps * n_atoms * rdf_cost_us("L1-W8-S4") * 1e-6 / 60 / 4 + 10
+    assert rdf_runtime_minutes({**paper, "ranks": 4}, "L1-W8-S4") == math.ceil(expected_4)
 
 
 PROBE = """

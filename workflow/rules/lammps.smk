@@ -14,6 +14,11 @@
 # per-atom-step costs, 2x safety), at most RDF_MAX_RUNTIME minutes per SLURM job; a job
 # that needs more resumes from its LAMMPS restart files in the next attempt (retries).
 RDF_MAX_RUNTIME = 1440
+# MPI ranks of each RDF job (lammps.ranks): the job starts `{resources.mpi} -n
+# {resources.tasks} python -m aedistill.mpi rdf ...` (aedistill.rdf_run.run_rdf_job). A
+# profile owns the launcher (`mpi`: mpirun by default, srun under SLURM) and may set `tasks`
+# itself; each rank runs with one core (cpus_per_task) and threads // ranks torch threads.
+RDF_RANKS = int(config["lammps"]["ranks"])
 
 
 if LAMMPS_ENABLED:
@@ -63,13 +68,17 @@ if LAMMPS_ENABLED:
         retries: RDF_RETRIES
         conda:
             "../../envs/lammps.yaml"
-        threads: 1
+        threads: RDF_RANKS
         resources:
-            mem_mb=4000,
+            mem_mb=4000 * RDF_RANKS,
             runtime=lambda wildcards: min(
                 rdf_runtime_minutes(config["lammps"], wildcards.arch), RDF_MAX_RUNTIME
             ),
+            tasks=RDF_RANKS,
+            cpus_per_task=1,
+            mpi="mpirun",
         params:
+            # the MD's settings; the rank count is a resource (same g(r) on any number)
             settings=settings.rdf_settings(config),
         message:
             "LAMMPS liquid-Al g(r): {wildcards.role} {wildcards.arch} seed {wildcards.seed}"

@@ -357,38 +357,11 @@ def rdf_errors_table(
     entries = [(str(r), str(a), int(s), Path(p)) for r, a, s, p in entries]
     candidates = [(str(r), str(a), int(s)) for r, a, s in references]
     paths = {(r, a, s): p for r, a, s, p in entries}
-    ref_key, skipped = choose_reference(candidates, paths)
-    skipped_text = "; ".join(f"{model_name(m)} ({d:.2f} Å)" for m, d in skipped)
-    if ref_key is None:
-        ref_name = NO_REFERENCE
-        log.error(
-            "every teacher member's liquid fused (%s): no teacher reference, rdf_error_A is "
-            "NaN; compare the models with the experiment (rdf_error_vs_exp_A)",
-            skipped_text,
-        )
-    else:
+    ref_key, ref_name, skipped_text = _reference(candidates, paths)
+    if ref_key is not None:
         r_ref, g_ref = read_rdf(paths[ref_key])
-        ref_name = model_name(ref_key)
-        if skipped:
-            log.warning(
-                "reference %s: the liquid of %s fused atoms (closest pair below %.1f Å); a "
-                "fused liquid is not used as the reference",
-                ref_name,
-                skipped_text,
-                FUSED_PAIR_DISTANCE_A,
-            )
     lo, hi = LIQUID_AL_FIRST_PEAK_A
-    vs_exp = (
-        temperature_K is not None
-        and abs(float(temperature_K) - EXPERIMENT_TEMPERATURE_K) <= EXPERIMENT_MAX_DT_K
-    )
-    if not vs_exp:
-        log.warning(
-            "RDF at %s K: no error vs the %.0f K experiment (more than %.0f K apart)",
-            temperature_K,
-            EXPERIMENT_TEMPERATURE_K,
-            EXPERIMENT_MAX_DT_K,
-        )
+    vs_exp = _compare_with_experiment(temperature_K)
     rows = []
     for role, arch, seed, path in entries:
         r, g = read_rdf(path)
@@ -422,6 +395,49 @@ def rdf_errors_table(
         )
     table = pd.DataFrame(rows, columns=RDF_TABLE_COLUMNS)
     return table.sort_values(["role", "arch", "seed"], ignore_index=True)
+
+
+def _reference(
+    candidates: Sequence[Model], paths: dict[Model, Path]
+) -> tuple[Model | None, str, str]:
+    """(reference model or None, its name or :data:`NO_REFERENCE`, the fused candidates
+    skipped as text) of :func:`rdf_errors_table`, with its log lines."""
+    ref_key, skipped = choose_reference(candidates, paths)
+    skipped_text = "; ".join(f"{model_name(m)} ({d:.2f} Å)" for m, d in skipped)
+    if ref_key is None:
+        log.error(
+            "every teacher member's liquid fused (%s): no teacher reference, rdf_error_A is "
+            "NaN; compare the models with the experiment (rdf_error_vs_exp_A)",
+            skipped_text,
+        )
+        return None, NO_REFERENCE, skipped_text
+    ref_name = model_name(ref_key)
+    if skipped:
+        log.warning(
+            "reference %s: the liquid of %s fused atoms (closest pair below %.1f Å); a "
+            "fused liquid is not used as the reference",
+            ref_name,
+            skipped_text,
+            FUSED_PAIR_DISTANCE_A,
+        )
+    return ref_key, ref_name, skipped_text
+
+
+def _compare_with_experiment(temperature_K: float | None) -> bool:
+    """Whether RDF runs at ``temperature_K`` are compared with the 1198 K experiment (within
+    :data:`EXPERIMENT_MAX_DT_K`); a warning where they are not."""
+    vs_exp = (
+        temperature_K is not None
+        and abs(float(temperature_K) - EXPERIMENT_TEMPERATURE_K) <= EXPERIMENT_MAX_DT_K
+    )
+    if not vs_exp:
+        log.warning(
+            "RDF at %s K: no error vs the %.0f K experiment (more than %.0f K apart)",
+            temperature_K,
+            EXPERIMENT_TEMPERATURE_K,
+            EXPERIMENT_MAX_DT_K,
+        )
+    return vs_exp
 
 
 def _closest_pair(name: str, r: np.ndarray, g: np.ndarray) -> tuple[float, bool]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from aedistill.models import load_model
+from aedistill.models import LoadedModel, load_model
 
 
 def _rmse(x: np.ndarray) -> float:
@@ -19,19 +19,20 @@ def _mae(x: np.ndarray) -> float:
 
 
 def evaluate_model(
-    model_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str] | LoadedModel,
     dataset,
     idx: np.ndarray,
     labels: np.ndarray | None = None,
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """Test metrics of a saved model on configurations ``idx`` (numpy, real atoms only).
+    """Test metrics of a saved model (a path, or the model :func:`load_model` loaded) on
+    configurations ``idx`` (numpy, real atoms only).
 
     Returns n_weights, test_e_rmse/test_e_mae (eV/atom), test_f_rmse/test_f_mae (eV/Å,
     force components), test_eps_rmse (ε vs ``labels``, eV; NaN without labels),
     test_eps_true_rmse (ε vs the dataset's exact ε; NaN without them).
     """
-    loaded = load_model(model_path)
+    loaded = model_path if isinstance(model_path, LoadedModel) else load_model(model_path)
     sub = dataset.subset(np.asarray(idx))
     pred = loaded.predict(sub, batch_size=batch_size)
     mask = sub.species > 0
@@ -66,10 +67,9 @@ def model_metrics(
     trained on against their ground truth (the paper's Fig 3 reports training-set errors).
     For the ``augmented`` role these are its ground-truth training configurations
     (``split.for_initialisation()``), not the teacher-labelled ones."""
-    out = evaluate_model(model_path, dataset, split.test, labels=labels, batch_size=batch_size)
-    train = evaluate_model(
-        model_path, dataset, split.for_initialisation().train, batch_size=batch_size
-    )
+    loaded = load_model(model_path)
+    out = evaluate_model(loaded, dataset, split.test, labels=labels, batch_size=batch_size)
+    train = evaluate_model(loaded, dataset, split.for_initialisation().train, batch_size=batch_size)
     out["train_f_rmse"] = train["test_f_rmse"]
     out["train_e_rmse"] = train["test_e_rmse"]
     return out

@@ -22,7 +22,7 @@ import torch
 
 from aedistill.errors import UserInputError
 from aedistill.models import DB_ATOM_ENERGIES, TrainingGraph
-from aedistill.roles import ENERGY_SCALES, LossWeights, RolePlan
+from aedistill.roles import LossWeights, RolePlan, check_energy_scale
 
 #: Unit of the energy errors of the validation metrics, in meV, by ``loss.energy``.
 ENERGY_UNIT_MEV = {"per_atom": "meV/atom", "total": "meV"}
@@ -116,8 +116,7 @@ def build_loss(
     from hippynn.graphs.indextypes import db_form
 
     LossWeightNode, MaskedErrNode = _nodes()
-    if energy not in ENERGY_SCALES:
-        raise UserInputError(f"loss.energy: {energy!r} is not one of {', '.join(ENERGY_SCALES)}")
+    check_energy_scale(energy)
     e = graph.energy_per_atom if energy == "per_atom" else graph.energy
     e_rmse = hloss.MSELoss(e.pred, e.true) ** 0.5
     e_mae = hloss.MAELoss(e.pred, e.true)

@@ -85,7 +85,12 @@ class RolePlan:
 def loss_energy(config: Mapping[str, Any]) -> str:
     """``loss.energy`` of ``config``: ``per_atom`` (E/N, eV/atom; absent = this) or ``total``
     (E, eV: the authors' scripts), for every role alike."""
-    value = str(config["loss"].get("energy", "per_atom"))
+    return check_energy_scale(str(config["loss"].get("energy", "per_atom")))
+
+
+def check_energy_scale(value: str) -> str:
+    """``value`` if it is one of :data:`ENERGY_SCALES`, else a one-line error naming
+    ``loss.energy``."""
     if value not in ENERGY_SCALES:
         raise UserInputError(f"loss.energy: {value!r} is not one of {', '.join(ENERGY_SCALES)}")
     return value

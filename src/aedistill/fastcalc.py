@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
+from aedistill.densekernels import DenseHipnn, dense_supported
 from aedistill.neighbours import half_pairs
 from aedistill.pairkernels import (
     directed_terms,
@@ -282,6 +283,9 @@ class FastHipnnCalculator(_FastHipnn, Calculator):
     ``network`` and ``henergy`` are the torch modules (they are deep-copied, so training the
     originals later does not change this calculator). ``skin`` (Å) is the Verlet-list skin;
     ``dtype`` the floating type of the network part (the pair kernels always use float64).
+    ``dense``: run the layers after the environment sums in float64 numpy
+    (:mod:`aedistill.densekernels`) instead of torch autograd; ``None`` (default): where
+    supported (float64 and hippynn's default activation), else torch.
     Properties: ``energy``/``free_energy`` (eV), ``forces`` (eV/Å), ``energies`` (per-atom ε).
     """
 
@@ -294,6 +298,7 @@ class FastHipnnCalculator(_FastHipnn, Calculator):
         skin: float = 1.0,
         dtype=torch.float64,
         en_unit: float = 1.0,
+        dense: bool | None = None,
         **kwargs,
     ):
         Calculator.__init__(self, **kwargs)
@@ -304,6 +309,14 @@ class FastHipnnCalculator(_FastHipnn, Calculator):
         self.en_unit = float(en_unit)
         self._nl_key = None
         self.n_builds = 0
+        if dense is None:
+            dense = dtype == torch.float64 and dense_supported(network, henergy)
+        if dense and dtype != torch.float64:
+            raise ValueError("the dense path (dense=True) runs in float64")
+        self.dense = DenseHipnn(network, henergy) if dense else None
+        # the interaction layers in block order, and per layer its reused pair buffers
+        self._interactions = [m for m in self.network.modules() if isinstance(m, _FastInteract)]
+        self._buffers = [{} for _ in self._interactions]
 
     @classmethod
     def from_modules(cls, modules, **kwargs) -> FastHipnnCalculator:
@@ -337,20 +350,70 @@ class FastHipnnCalculator(_FastHipnn, Calculator):
             )
         return torch.from_numpy(z).to(self.dtype)
 
+    def check_state(self, atoms, tol=1e-15):
+        """What changed since the last calculation among what the energy depends on
+        (positions, numbers, cell, pbc), compared exactly: ASE's generic check, which also
+        compares every other per-atom array with a tolerance, cost ~1 µs per atom-step."""
+        old = self.atoms
+        if old is None or len(old) != len(atoms):
+            return list(all_changes)
+        changes = []
+        if not np.array_equal(old.positions, atoms.positions):
+            changes.append("positions")
+        if not np.array_equal(old.numbers, atoms.numbers):
+            changes.append("numbers")
+        if not np.array_equal(old.cell.array, atoms.cell.array):
+            changes.append("cell")
+        if not np.array_equal(old.pbc, atoms.pbc):
+            changes.append("pbc")
+        return changes
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         self._update_pairs(atoms)
         r_np = np.ascontiguousarray(atoms.positions, dtype=np.float64)
-        r_pos = torch.from_numpy(r_np.copy()).requires_grad_(True)
-        state = _PairState(r_np, self._shiftvec, self._pi, self._pj)
-        z = self._one_hot(atoms.numbers)
-        atom_en, energy, grad = self._energy(z, r_pos, state=state, r_pos=r_pos)
-        e = float(energy) * self.en_unit
+        if self.dense is not None:
+            eps, grad = self._dense_energy(r_np, atoms.numbers)
+        else:
+            r_pos = torch.from_numpy(r_np.copy()).requires_grad_(True)
+            state = _PairState(r_np, self._shiftvec, self._pi, self._pj)
+            z = self._one_hot(atoms.numbers)
+            atom_en, _, grad_t = self._energy(z, r_pos, state=state, r_pos=r_pos)
+            eps, grad = atom_en.double().numpy()[:, 0], grad_t.double().numpy()
+        e = float(eps.sum()) * self.en_unit
         self.results["energy"] = e
         self.results["free_energy"] = e
-        self.results["energies"] = atom_en.double().numpy()[:, 0] * self.en_unit
-        self.results["forces"] = -grad.numpy() * self.en_unit
+        self.results["energies"] = eps * self.en_unit
+        self.results["forces"] = -grad * self.en_unit
+
+    def _dense_energy(self, r: np.ndarray, numbers: np.ndarray):
+        """(ε (n,) eV, dE/dR (n, 3) eV/Å) by the pair kernels and the numpy dense layers."""
+        n = len(r)
+        z = self._one_hot(numbers).numpy()
+        grad_r = np.zeros((n, 3))
+        pi, pj, shiftvec = self._pi, self._pj, self._shiftvec
+        terms, inputs = {}, {}
+
+        def env_sum(b, x):
+            lay = self._interactions[b]
+            t = pair_terms(r, shiftvec, pi, pj, lay.mu_inv, lay.sigma, lay.rc, self._buffers[b])
+            sel, unit, sens, _, m = t
+            env = np.zeros((n, x.shape[1], len(lay.mu_inv), 4 if lay.vec else 1))
+            env_forward(pi, pj, sel, unit, sens, m, x, lay.vec, env)
+            terms[b], inputs[b] = t, x
+            return env
+
+        def env_grad(b, g_env, need_dx):
+            sel, unit, sens, dsens, m = terms[b]
+            x = inputs[b]
+            grad_x = np.zeros_like(x) if need_dx else np.zeros((1, 1))
+            vec = self._interactions[b].vec
+            env_backward(pi, pj, sel, unit, sens, dsens, m, x, vec, g_env, need_dx, grad_r, grad_x)
+            return grad_x if need_dx else None
+
+        eps = self.dense.energy(z, env_sum, env_grad)
+        return eps, grad_r
 
 
 class FastPairModel(_FastHipnn):

@@ -68,29 +68,41 @@ def _pair_sensitivities(m, unit, cuts, mu_inv, sigma, base, dsens):
             dsens[p, k] = b * (q * sigma[k] * inv * inv * cut + dcut)
 
 
-def pair_terms(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc):
+def pair_terms(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, buffers=None):
     """(sel, unit, sens, dsens, m) of the pairs within ``rc``.
 
     The exponentials go through torch's vectorised ``exp_`` in place on the numpy buffer
-    (:func:`_finish_terms`); the arithmetic around it stays in numba.
+    (:func:`_finish_terms`); the arithmetic around it stays in numba. ``buffers`` (a dict
+    kept by the caller): reuse its arrays from call to call (the returned arrays are views
+    of them, valid until the next call with the same dict).
     """
-    sel, unit, cuts, arg = _term_buffers(len(pi), len(mu_inv))
+    sel, unit, cuts, arg, dsens = _term_buffers(len(pi), len(mu_inv), buffers)
     m = _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, arg)
-    return _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma, rc)
+    return _finish_terms(sel, unit, cuts, arg, dsens, m, mu_inv, sigma, rc)
 
 
-def _term_buffers(n_pairs: int, n_s: int):
-    """Uninitialised (sel, unit, cuts, arg) rows for up to ``n_pairs`` pairs, filled by
-    :func:`_pair_geometry` or :func:`_directed_geometry`."""
-    return (
+def _term_buffers(n_pairs: int, n_s: int, buffers: dict | None = None):
+    """Uninitialised (sel, unit, cuts, arg, dsens) rows for up to ``n_pairs`` pairs, filled
+    by :func:`_pair_geometry` or :func:`_directed_geometry`; taken from ``buffers`` where
+    its arrays are large enough (grown by a quarter when not)."""
+    if buffers is not None:
+        have = buffers.get("terms")
+        if have is not None and len(have[0]) >= n_pairs and have[3].shape[1] == n_s:
+            return have
+        n_pairs = n_pairs + n_pairs // 4
+    terms = (
         np.empty(n_pairs, np.int64),
         np.empty((n_pairs, 4)),
         np.empty((n_pairs, 2)),
         np.empty((n_pairs, n_s)),
+        np.empty((n_pairs, n_s)),
     )
+    if buffers is not None:
+        buffers["terms"] = terms
+    return terms
 
 
-def _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma, rc):
+def _finish_terms(sel, unit, cuts, arg, dsens, m, mu_inv, sigma, rc):
     """Sensitivities and their derivatives from the geometry kernels' rows 0..m−1.
 
     The cutoff cos²(x) and its derivative d/dd = −2 cos x sin x · π/(2 rc) from the phase
@@ -106,7 +118,7 @@ def _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma, rc):
     # numpy's 8.7 ns on this machine's AVX2 CPU (AVX-512 machines: numpy's 1.4 ns), and 19 ns
     # for libm's scalar exp inside a numba loop; equal to 1 ulp
     torch.from_numpy(sens).exp_()
-    dsens = np.empty((m, len(mu_inv)))
+    dsens = dsens[:m]
     _pair_sensitivities(m, unit, cuts, mu_inv, sigma, sens, dsens)
     return sel, unit, sens, dsens, m
 
@@ -114,7 +126,7 @@ def _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma, rc):
 def directed_terms(pairs, mu_inv, sigma, rc):
     """(sel, unit, sens, dsens, m) of a full neighbour list, each physical pair once; fills
     ``pairs.pj`` and ``pairs.both`` (see :func:`_directed_geometry`)."""
-    sel, unit, cuts, arg = _term_buffers(len(pairs.pi), len(mu_inv))
+    sel, unit, cuts, arg, dsens = _term_buffers(len(pairs.pi), len(mu_inv))
     m = _directed_geometry(
         pairs.pi,
         pairs.pj_list,
@@ -132,7 +144,7 @@ def directed_terms(pairs, mu_inv, sigma, rc):
         cuts,
         arg,
     )
-    return _finish_terms(sel, unit, cuts, arg, m, mu_inv, sigma, rc)
+    return _finish_terms(sel, unit, cuts, arg, dsens, m, mu_inv, sigma, rc)
 
 
 @njit(cache=True)

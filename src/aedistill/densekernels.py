@@ -19,22 +19,34 @@ Shapes: n atoms; features (n, nf); an environment sum (n, nf_in, n_sens, 1 or 4)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
+from numba import njit
 
 __all__ = ["DenseHipnn", "dense_supported"]
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
-    """torch's Softplus(beta=1, threshold=20): x above 20, else log(1 + eˣ)."""
-    return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))
-
-
-def _softplus_grad(x: np.ndarray) -> np.ndarray:
-    """d softplus/dx as torch computes it: eˣ/(eˣ + 1), 1 above the threshold."""
-    e = np.exp(np.minimum(x, 20.0))
-    return np.where(x > 20.0, 1.0, e / (e + 1.0))
+@njit(cache=True)
+def _softplus_fwd(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """torch's Softplus(beta=1, threshold=20) of ``x`` (x above 20, else log(1 + eˣ)) and,
+    into ``grad``, its derivative as torch's backward computes it (eˣ/(eˣ + 1); 1 above the
+    threshold): one exponential per value."""
+    out = np.empty_like(x)
+    xf = x.ravel()
+    of = out.ravel()
+    gf = grad.ravel()
+    for a in range(xf.shape[0]):
+        v = xf[a]
+        if v > 20.0:
+            of[a] = v
+            gf[a] = 1.0
+        else:
+            e = math.exp(v)
+            of[a] = math.log1p(e)
+            gf[a] = e / (e + 1.0)
+    return out
 
 
 def _is_default_softplus(act) -> bool:
@@ -135,18 +147,19 @@ class _Block:
             a, saved = self.base.forward(x, env)
         else:
             a, saved = self.base(x), None
-        h = _softplus(a)
+        dh = np.empty_like(a)
+        h = _softplus_fwd(a, dh)
         if not self.resnet:
-            return h, (a, saved)
+            return h, (dh, saved)
         y = self.res(h)
         y += x if self.adjust is None else self.adjust(x)
-        return y, (a, saved)
+        return y, (dh, saved)
 
     def backward(self, g, state):
         """(dE/dx, dE/d env or None) from dE/dy."""
-        a, saved = state
+        dh, saved = state
         g_h = self.res.grad_in(g) if self.resnet else g
-        g_a = g_h * _softplus_grad(a)
+        g_a = g_h * dh
         if self.interaction:
             g_env, g_x = self.base.backward(g_a, saved)
         else:

@@ -16,10 +16,13 @@ time went in the reference calculator, and what replaced it (measured, see ``ben
   pairs within cutoff + skin; it is rebuilt only when an atom moved more than skin/2 since the
   last build (Verlet list), so the pair vectors are recomputed from the current positions
   each step.
-* **Everything else is hippynn's own code**: the interaction layers' weights, the vector-norm
-  invariants, the ResNet wrappers, activations, atom layers and the HEnergy head run as torch
-  modules copied from the model (``torch.autograd`` gives dE/d(environment)). No stress and no
-  strain graph is built (NVE at a fixed cell does not need it).
+* **Everything else** (the interaction layers' weights, the vector-norm invariants, the
+  ResNet wrappers, activations, atom layers and the HEnergy head) runs in float64 numpy with
+  a hand-written backward (:mod:`aedistill.densekernels`, ``dense``, the default where
+  supported), or as torch modules copied from the model (``torch.autograd`` gives
+  dE/d(environment); float32 or other activations). No stress and no strain graph is built
+  (NVE at a fixed cell does not need it). ``check_state`` compares positions, numbers, cell
+  and pbc exactly (ASE's generic one cost ~1 µs per atom-step).
 
 Only what this project trains is supported: ``Hipnn``/``HipnnVec`` networks with the inverse
 sensitivity and the cosine cutoff, any number of interaction layers, with or without ResNet.
@@ -41,8 +44,10 @@ from aedistill.pairkernels import (
     directed_terms,
     env_backward,
     env_backward_directed,
+    env_backward_one,
     env_forward,
     env_forward_directed,
+    env_forward_one,
     pair_terms,
 )
 
@@ -390,7 +395,10 @@ class FastHipnnCalculator(_FastHipnn, Calculator):
     def _dense_energy(self, r: np.ndarray, numbers: np.ndarray):
         """(ε (n,) eV, dE/dR (n, 3) eV/Å) by the pair kernels and the numpy dense layers."""
         n = len(r)
-        z = self._one_hot(numbers).numpy()
+        key = numbers.tobytes()
+        if getattr(self, "_z_key", None) != key:
+            self._z, self._z_key = self._one_hot(numbers).numpy(), key
+        z = self._z
         grad_r = np.zeros((n, 3))
         pi, pj, shiftvec = self._pi, self._pj, self._shiftvec
         terms, inputs = {}, {}
@@ -400,7 +408,8 @@ class FastHipnnCalculator(_FastHipnn, Calculator):
             t = pair_terms(r, shiftvec, pi, pj, lay.mu_inv, lay.sigma, lay.rc, self._buffers[b])
             sel, unit, sens, _, m = t
             env = np.zeros((n, x.shape[1], len(lay.mu_inv), 4 if lay.vec else 1))
-            env_forward(pi, pj, sel, unit, sens, m, x, lay.vec, env)
+            forward = env_forward_one if x.shape[1] == 1 else env_forward
+            forward(pi, pj, sel, unit, sens, m, x, lay.vec, env)
             terms[b], inputs[b] = t, x
             return env
 
@@ -409,7 +418,8 @@ class FastHipnnCalculator(_FastHipnn, Calculator):
             x = inputs[b]
             grad_x = np.zeros_like(x) if need_dx else np.zeros((1, 1))
             vec = self._interactions[b].vec
-            env_backward(pi, pj, sel, unit, sens, dsens, m, x, vec, g_env, need_dx, grad_r, grad_x)
+            backward = env_backward_one if x.shape[1] == 1 else env_backward
+            backward(pi, pj, sel, unit, sens, dsens, m, x, vec, g_env, need_dx, grad_r, grad_x)
             return grad_x if need_dx else None
 
         eps = self.dense.energy(z, env_sum, env_grad)
@@ -433,7 +443,7 @@ class FastPairModel(_FastHipnn):
     features, which a local neighbour list cannot give (hence ``NotImplementedError``).
     """
 
-    def __init__(self, network, henergy, dtype=torch.float64):
+    def __init__(self, network, henergy, dtype=torch.float64, dense: bool | None = None):
         n_int = len(network.interaction_layers)
         if n_int != 1:
             raise NotImplementedError(
@@ -441,6 +451,22 @@ class FastPairModel(_FastHipnn):
             )
         super().__init__(network, henergy, dtype, _DirectedInteract)
         self.n_weights = sum(p.numel() for p in (*network.parameters(), *henergy.parameters()))
+        if dense is None:
+            dense = dtype == torch.float64 and dense_supported(network, henergy)
+        if dense and dtype != torch.float64:
+            raise ValueError("the dense path (dense=True) runs in float64")
+        # numpy dense layers as in FastHipnnCalculator (models pickled before they existed
+        # lack the attribute: the torch path)
+        self.dense = DenseHipnn(network, henergy) if dense else None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_buffers", None)  # scratch arrays of the last evaluation
+        return state
+
+    def __setstate__(self, state):
+        state.setdefault("dense", None)
+        self.__dict__.update(state)
 
     @property
     def comm_columns(self) -> int:
@@ -506,6 +532,9 @@ class FastPairModel(_FastHipnn):
             half,
             ghost_comm,
         )
+        if getattr(self, "dense", None) is not None:
+            eps, grad_np = self._dense_evaluate(pairs, n_first, n_pairs)
+            return eps, float(eps.sum()), grad_np
         rij_t = torch.from_numpy(rij64).requires_grad_(True)
         z = torch.from_numpy(z_all[:n_first]).to(self.dtype)
         # with ghost_comm the backward pass runs also without pairs: it communicates
@@ -513,6 +542,38 @@ class FastPairModel(_FastHipnn):
         atom_en, energy, grad = self._energy(z, wrt, pairs=pairs, rij=rij_t)
         grad_np = grad.numpy() if n_pairs else np.zeros((0, 3))
         return atom_en.double().numpy()[:, 0], float(energy), grad_np
+
+    def _dense_evaluate(self, st: _DirectedPairs, n_first: int, n_pairs: int):
+        """:meth:`evaluate`'s (ε, dE/dr_ij) by the directed pair kernels and the numpy dense
+        layers (:mod:`aedistill.densekernels`); the same steps as :class:`_DirectedEnvSum`."""
+        (lay,) = [m for m in self.network.modules() if isinstance(m, _DirectedInteract)]
+        buffers = self.__dict__.setdefault("_buffers", {})
+        terms = directed_terms(st, lay.mu_inv, lay.sigma, lay.rc, buffers)
+        sel, unit, sens, dsens, m = terms
+        nf = st.z_all.shape[1]
+        n_rows = len(st.z_all) if st.comm is not None else n_first
+        grad_pair = np.zeros_like(st.rij)
+
+        def env_sum(_b, _x):
+            env = np.zeros((n_rows, nf, len(lay.mu_inv), 4 if lay.vec else 1))
+            env_forward_directed(st.pi, st.pj, st.both, sel, unit, sens, m, st.z_all, lay.vec, env)
+            if st.comm is not None:  # ghosts' rows reach their owners
+                st.comm.reverse_comm(env.reshape(n_rows, -1))
+                env = env[:n_first]
+            return env
+
+        def env_grad(_b, g, _need_dx):
+            if st.comm is not None:  # dE/d(env) of each ghost = its owner's
+                g_all = np.zeros((n_rows, *g.shape[1:]))
+                g_all[:n_first] = g
+                st.comm.forward_comm(g_all.reshape(n_rows, -1))
+                g = g_all
+            env_backward_directed(
+                st.pi, st.pj, st.both, sel, unit, sens, dsens, m, st.z_all, lay.vec, g, grad_pair
+            )
+
+        eps = self.dense.energy(st.z_all[:n_first], env_sum, env_grad)
+        return eps, grad_pair if n_pairs else np.zeros((0, 3))
 
 
 def fast_calculator(path_or_loaded, **kwargs) -> FastHipnnCalculator:

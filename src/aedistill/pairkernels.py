@@ -7,6 +7,12 @@ sensitivities rather than storing P×S arrays, so memory stays O(atoms)). Atoms 
 hard cutoff are skipped. The ``*_directed`` variants take a LAMMPS-style neighbour list
 (:class:`aedistill.fastcalc.FastPairModel`).
 
+The exponentials of the sensitivities and the cosine cutoff's sin/cos are branch-free
+polynomials that numba vectorises (≤ 2 ulp from libm, tested); this module does not import
+torch. ``*_one`` kernels: one input feature (a single species' first layer), atom i's terms
+summed in registers (bench/classical_floor.py, L1-W8-S4 at 864 atoms: these, the branch-free
+geometry and the polynomials took the pair work from ~3.9 to ~2.6 ms per step).
+
 Public entries: :func:`pair_terms`, :func:`directed_terms` (geometry and sensitivities of
 the pairs within the cutoff), :func:`env_forward`, :func:`env_backward`,
 :func:`env_forward_directed`, :func:`env_backward_directed`. Units: Å, eV.
@@ -17,14 +23,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 from numba import njit
 
 
 @njit(cache=True)
 def _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, arg):
     """Pairs within ``rc``: index, unit vector and 1/d, the cutoff's phase π d/(2 rc), and the
-    exponent −q²/2 of every sensitivity (q = (1/d − 1/μ_k) σ_k). Returns the count."""
+    exponent −q²/2 of every sensitivity (q = (1/d − 1/μ_k) σ_k). Returns the count.
+
+    Branch-free: every pair is written to the next free row, which only advances for a pair
+    within ``rc`` (about a third of a Verlet list's pairs lie in the skin, and a branch on
+    that mispredicts); so the buffers need a row per listed pair."""
     n_s = mu_inv.shape[0]
     rc2 = rc * rc
     half_pi_rc = 0.5 * math.pi / rc
@@ -36,8 +45,6 @@ def _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, 
         ry = r_pos[j, 1] + shiftvec[p, 1] - r_pos[i, 1]
         rz = r_pos[j, 2] + shiftvec[p, 2] - r_pos[i, 2]
         d2 = rx * rx + ry * ry + rz * rz
-        if d2 > rc2:
-            continue
         d = math.sqrt(d2)
         inv = 1.0 / d
         sel[m] = p
@@ -45,11 +52,11 @@ def _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, 
         unit[m, 1] = ry * inv
         unit[m, 2] = rz * inv
         unit[m, 3] = inv
-        cuts[m, 0] = half_pi_rc * d  # phase of the cosine cutoff (_finish_terms)
+        cuts[0, m] = half_pi_rc * d  # phase of the cosine cutoff (_finish_terms)
         for k in range(n_s):
             q = (inv - mu_inv[k]) * sigma[k]
             arg[m, k] = -0.5 * q * q
-        m += 1
+        m += d2 <= rc2
     return m
 
 
@@ -59,8 +66,8 @@ def _pair_sensitivities(m, unit, cuts, mu_inv, sigma, base, dsens):
     n_s = mu_inv.shape[0]
     for p in range(m):
         inv = unit[p, 3]
-        cut = cuts[p, 0]
-        dcut = cuts[p, 1]
+        cut = cuts[0, p]
+        dcut = cuts[1, p]
         for k in range(n_s):
             q = (inv - mu_inv[k]) * sigma[k]
             b = base[p, k]
@@ -71,20 +78,19 @@ def _pair_sensitivities(m, unit, cuts, mu_inv, sigma, base, dsens):
 def pair_terms(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, buffers=None):
     """(sel, unit, sens, dsens, m) of the pairs within ``rc``.
 
-    The exponentials go through torch's vectorised ``exp_`` in place on the numpy buffer
-    (:func:`_finish_terms`); the arithmetic around it stays in numba. ``buffers`` (a dict
+    ``buffers`` (a dict
     kept by the caller): reuse its arrays from call to call (the returned arrays are views
     of them, valid until the next call with the same dict).
     """
-    sel, unit, cuts, arg, dsens = _term_buffers(len(pi), len(mu_inv), buffers)
+    sel, unit, cuts, arg, dsens, scratch = _term_buffers(len(pi), len(mu_inv), buffers)
     m = _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, arg)
-    return _finish_terms(sel, unit, cuts, arg, dsens, m, mu_inv, sigma, rc)
+    return _finish_terms(sel, unit, cuts, arg, dsens, scratch, m, mu_inv, sigma, rc)
 
 
 def _term_buffers(n_pairs: int, n_s: int, buffers: dict | None = None):
-    """Uninitialised (sel, unit, cuts, arg, dsens) rows for up to ``n_pairs`` pairs, filled
-    by :func:`_pair_geometry` or :func:`_directed_geometry`; taken from ``buffers`` where
-    its arrays are large enough (grown by a quarter when not)."""
+    """Uninitialised (sel, unit, cuts, arg, dsens, scratch) rows for up to ``n_pairs`` pairs,
+    filled by :func:`_pair_geometry` or :func:`_directed_geometry` and :func:`_finish_terms`;
+    taken from ``buffers`` where its arrays are large enough (grown by a quarter when not)."""
     if buffers is not None:
         have = buffers.get("terms")
         if have is not None and len(have[0]) >= n_pairs and have[3].shape[1] == n_s:
@@ -93,40 +99,50 @@ def _term_buffers(n_pairs: int, n_s: int, buffers: dict | None = None):
     terms = (
         np.empty(n_pairs, np.int64),
         np.empty((n_pairs, 4)),
-        np.empty((n_pairs, 2)),
+        np.empty((2, n_pairs)),
         np.empty((n_pairs, n_s)),
         np.empty((n_pairs, n_s)),
+        np.empty(n_pairs * n_s),
     )
     if buffers is not None:
         buffers["terms"] = terms
     return terms
 
 
-def _finish_terms(sel, unit, cuts, arg, dsens, m, mu_inv, sigma, rc):
-    """Sensitivities and their derivatives from the geometry kernels' rows 0..m−1.
+@njit(cache=True)
+def _cutoff_terms(cuts, m, rc):
+    """From the phase x = π d/(2 rc) in ``cuts[0]``: the cosine cutoff cos²x into ``cuts[0]``
+    and its derivative d/dd = −2 cos x sin x · π/(2 rc) into ``cuts[1]``."""
+    scale = -math.pi / rc
+    for a in range(m):
+        v = cuts[0, a]
+        hi = v > _PIO4
+        y = (_PIO2_HI - v) + _PIO2_LO if hi else v
+        s, c = _sin_cos_small(y)
+        sin_x = c if hi else s
+        cos_x = s if hi else c
+        cuts[0, a] = cos_x * cos_x
+        cuts[1, a] = sin_x * cos_x * scale
 
-    The cutoff cos²(x) and its derivative d/dd = −2 cos x sin x · π/(2 rc) from the phase
-    x = π d/(2 rc) that the kernels leave in ``cuts[:, 0]``: torch's SIMD cos and sin over all
-    pairs at once (libm's scalar ones inside the numba kernel cost more than the rest of it).
-    """
-    phase = torch.from_numpy(cuts[:m, 0])
-    cos = torch.cos(phase)
-    cuts[:m, 1] = torch.sin(phase).mul_(cos).mul_(-math.pi / rc).numpy()
-    cuts[:m, 0] = cos.mul_(cos).numpy()
+
+def _finish_terms(sel, unit, cuts, arg, dsens, scratch, m, mu_inv, sigma, rc):
+    """Sensitivities and their derivatives from the geometry kernels' rows 0..m−1: the
+    cutoff (:func:`_cutoff_terms`) and the Gaussians exp(−q²/2) (:func:`_exp_poly`), both
+    vectorised polynomial kernels, then s_k = base·cut and ds_k/dd."""
+    _cutoff_terms(cuts, m, rc)
+    n_flat = m * len(mu_inv)
+    flat = arg[:m].reshape(-1)
+    _exp_poly(flat, flat.view(np.int64), scratch, scratch.view(np.int64), n_flat)
     sens = arg[:m]
-    # torch's SIMD exp (SLEEF), in place on the numpy buffer: per value 3.4 ns against
-    # numpy's 8.7 ns on this machine's AVX2 CPU (AVX-512 machines: numpy's 1.4 ns), and 19 ns
-    # for libm's scalar exp inside a numba loop; equal to 1 ulp
-    torch.from_numpy(sens).exp_()
     dsens = dsens[:m]
     _pair_sensitivities(m, unit, cuts, mu_inv, sigma, sens, dsens)
     return sel, unit, sens, dsens, m
 
 
-def directed_terms(pairs, mu_inv, sigma, rc):
+def directed_terms(pairs, mu_inv, sigma, rc, buffers=None):
     """(sel, unit, sens, dsens, m) of a full neighbour list, each physical pair once; fills
     ``pairs.pj`` and ``pairs.both`` (see :func:`_directed_geometry`)."""
-    sel, unit, cuts, arg, dsens = _term_buffers(len(pairs.pi), len(mu_inv))
+    sel, unit, cuts, arg, dsens, scratch = _term_buffers(len(pairs.pi), len(mu_inv), buffers)
     m = _directed_geometry(
         pairs.pi,
         pairs.pj_list,
@@ -144,7 +160,7 @@ def directed_terms(pairs, mu_inv, sigma, rc):
         cuts,
         arg,
     )
-    return _finish_terms(sel, unit, cuts, arg, dsens, m, mu_inv, sigma, rc)
+    return _finish_terms(sel, unit, cuts, arg, dsens, scratch, m, mu_inv, sigma, rc)
 
 
 @njit(cache=True)
@@ -239,6 +255,140 @@ def env_backward(pi, pj, sel, unit, sens, dsens, m, z, vec, g, need_gz, grad_r, 
         grad_r[i, 0] -= fx
         grad_r[i, 1] -= fy
         grad_r[i, 2] -= fz
+
+
+@njit(cache=True, fastmath=True)
+def env_forward_one(pi, pj, sel, unit, sens, m, z, vec, env):
+    """:func:`env_forward` for one input feature (``z`` (n, 1); one species' one-hot): the
+    same sums with ``env`` (n, 1, n_sens, 1 or 4). Atom i's terms are summed in registers
+    while consecutive pairs share i (a half list from :func:`aedistill.neighbours.half_pairs`
+    is ordered by i) and stored once per run: ~3× faster than the general kernel."""
+    n_s = sens.shape[1]
+    nc = env.shape[3]
+    acc = np.zeros((n_s, 4))
+    cur = -1
+    for q in range(m):
+        p = sel[q]
+        i = pi[p]
+        j = pj[p]
+        if i != cur:
+            if cur >= 0:
+                for k in range(n_s):
+                    for c in range(nc):
+                        env[cur, 0, k, c] += acc[k, c]
+                        acc[k, c] = 0.0
+            cur = i
+        zj = z[j, 0]
+        zi = z[i, 0]
+        if vec:
+            ux = unit[q, 0]
+            uy = unit[q, 1]
+            uz = unit[q, 2]
+            for k in range(n_s):
+                sk = sens[q, k]
+                a = sk * zj
+                b = sk * zi
+                acc[k, 0] += a
+                acc[k, 1] += ux * a
+                acc[k, 2] += uy * a
+                acc[k, 3] += uz * a
+                env[j, 0, k, 0] += b
+                env[j, 0, k, 1] -= ux * b
+                env[j, 0, k, 2] -= uy * b
+                env[j, 0, k, 3] -= uz * b
+        else:
+            for k in range(n_s):
+                sk = sens[q, k]
+                acc[k, 0] += sk * zj
+                env[j, 0, k, 0] += sk * zi
+    if cur >= 0:
+        for k in range(n_s):
+            for c in range(nc):
+                env[cur, 0, k, c] += acc[k, c]
+
+
+@njit(cache=True, fastmath=True)
+def env_backward_one(pi, pj, sel, unit, sens, dsens, m, z, vec, g, need_gz, grad_r, grad_z):
+    """:func:`env_backward` for one input feature (see :func:`env_forward_one`); atom i's
+    force is summed in registers while consecutive pairs share i."""
+    n_s = sens.shape[1]
+    cur = -1
+    fix = 0.0
+    fiy = 0.0
+    fiz = 0.0
+    gzi = 0.0
+    for q in range(m):
+        p = sel[q]
+        i = pi[p]
+        j = pj[p]
+        if i != cur:
+            if cur >= 0:
+                grad_r[cur, 0] -= fix
+                grad_r[cur, 1] -= fiy
+                grad_r[cur, 2] -= fiz
+                if need_gz:
+                    grad_z[cur, 0] += gzi
+            cur = i
+            fix = 0.0
+            fiy = 0.0
+            fiz = 0.0
+            gzi = 0.0
+        ux = unit[q, 0]
+        uy = unit[q, 1]
+        uz = unit[q, 2]
+        inv = unit[q, 3]
+        zj = z[j, 0]
+        zi = z[i, 0]
+        de_dd = 0.0
+        gux = 0.0
+        guy = 0.0
+        guz = 0.0
+        gzj = 0.0
+        for k in range(n_s):
+            sk = sens[q, k]
+            gi0 = g[i, 0, k, 0]
+            gj0 = g[j, 0, k, 0]
+            a_k = gi0 * zj + gj0 * zi
+            if vec:
+                gi1 = g[i, 0, k, 1]
+                gi2 = g[i, 0, k, 2]
+                gi3 = g[i, 0, k, 3]
+                gj1 = g[j, 0, k, 1]
+                gj2 = g[j, 0, k, 2]
+                gj3 = g[j, 0, k, 3]
+                hx = gi1 * zj - gj1 * zi
+                hy = gi2 * zj - gj2 * zi
+                hz = gi3 * zj - gj3 * zi
+                de_dd += (a_k + hx * ux + hy * uy + hz * uz) * dsens[q, k]
+                gux += sk * hx
+                guy += sk * hy
+                guz += sk * hz
+                if need_gz:
+                    gzj += sk * (gi0 + ux * gi1 + uy * gi2 + uz * gi3)
+                    gzi += sk * (gj0 - (ux * gj1 + uy * gj2 + uz * gj3))
+            else:
+                de_dd += a_k * dsens[q, k]
+                if need_gz:
+                    gzj += sk * gi0
+                    gzi += sk * gj0
+        gu_dot = gux * ux + guy * uy + guz * uz
+        fx = de_dd * ux + (gux - gu_dot * ux) * inv
+        fy = de_dd * uy + (guy - gu_dot * uy) * inv
+        fz = de_dd * uz + (guz - gu_dot * uz) * inv
+        grad_r[j, 0] += fx
+        grad_r[j, 1] += fy
+        grad_r[j, 2] += fz
+        fix += fx
+        fiy += fy
+        fiz += fz
+        if need_gz:
+            grad_z[j, 0] += gzj
+    if cur >= 0:
+        grad_r[cur, 0] -= fix
+        grad_r[cur, 1] -= fiy
+        grad_r[cur, 2] -= fiz
+        if need_gz:
+            grad_z[cur, 0] += gzi
 
 
 @njit(cache=True)
@@ -383,9 +533,92 @@ def _directed_geometry(
         unit[m, 1] = ry * inv
         unit[m, 2] = rz * inv
         unit[m, 3] = inv
-        cuts[m, 0] = half_pi_rc * d  # phase of the cosine cutoff (_finish_terms)
+        cuts[0, m] = half_pi_rc * d  # phase of the cosine cutoff (_finish_terms)
         for kk in range(n_s):
             q = (inv - mu_inv[kk]) * sigma[kk]
             arg[m, kk] = -0.5 * q * q
         m += 1
     return m
+
+
+# ----------------------------------------------------------------------------- transcendentals
+# Branch-free polynomial exp, sin and cos for the sensitivities and the cutoff: numba
+# vectorises these loops (AVX2: 4 doubles at a time), where libm's scalar calls inside a
+# numba loop cost ~19 ns per value. Accuracy (tests/unit/test_pairkernels.py, against numpy):
+# ≤ 2 ulp for exp on [−700, 0], ≤ 2 ulp for sin/cos on [0, π/2].
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693145751953125  # ln 2 in two parts (Cody–Waite); kf·_LN2_HI is exact
+_LN2_LO = 1.42860682030941723212e-6
+_SHIFT = 6755399441055744.0  # 1.5·2⁵²: t = v·log₂e + _SHIFT rounds to an integer k
+_SHIFT_BITS = np.array([_SHIFT]).view(np.int64)[0]
+_PIO2_HI = 1.5707963267948966  # π/2 in two parts
+_PIO2_LO = 6.123233995736766e-17
+_PIO4 = 0.7853981633974483
+
+
+@njit(cache=True)
+def _exp_poly(x, x_bits, t, t_bits, n):
+    """x[:n] ← exp(x[:n]) for x ≤ 0 (clamped at −700, i.e. e⁻⁷⁰⁰ ≈ 1e-304 for anything
+    below). ``x_bits``/``t_bits``: int64 views of ``x`` and of the scratch ``t``.
+    exp(v) = 2ᵏ·p(r), k = round(v/ln 2), r = v − k ln 2 (|r| ≤ ln2/2), p = Taylor to r¹³."""
+    for a in range(n):
+        v = max(x[a], -700.0)
+        tt = v * _LOG2E + _SHIFT
+        kf = tt - _SHIFT
+        r = (v - kf * _LN2_HI) - kf * _LN2_LO
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        x[a] = p
+        t[a] = tt
+    for a in range(n):  # p·2ᵏ: add k to the exponent field (k = bits(t) − bits(_SHIFT))
+        x_bits[a] += (t_bits[a] - _SHIFT_BITS) << 52
+
+
+@njit(cache=True, inline="always")
+def _sin_cos_small(y):
+    """(sin y, cos y) for |y| ≤ π/4: Taylor series to y¹⁷ and y¹⁶."""
+    y2 = y * y
+    s = -1.0 / 355687428096000.0
+    s = s * y2 + 1.0 / 1307674368000.0
+    s = s * y2 - 1.0 / 6227020800.0
+    s = s * y2 + 1.0 / 39916800.0
+    s = s * y2 - 1.0 / 362880.0
+    s = s * y2 + 1.0 / 5040.0
+    s = s * y2 - 1.0 / 120.0
+    s = s * y2 + 1.0 / 6.0
+    s = y - (y * y2) * s
+    c = 1.0 / 20922789888000.0
+    c = c * y2 - 1.0 / 87178291200.0
+    c = c * y2 + 1.0 / 479001600.0
+    c = c * y2 - 1.0 / 3628800.0
+    c = c * y2 + 1.0 / 40320.0
+    c = c * y2 - 1.0 / 720.0
+    c = c * y2 + 1.0 / 24.0
+    c = c * y2 - 0.5
+    c = 1.0 + y2 * c
+    return s, c
+
+
+@njit(cache=True)
+def _sin_cos_poly(x, sin_out, cos_out, n):
+    """sin and cos of x[:n] ∈ [0, π/2]: above π/4 via z = π/2 − x (exact, Sterbenz),
+    sin x = cos z and cos x = sin z."""
+    for a in range(n):
+        v = x[a]
+        hi = v > _PIO4
+        y = (_PIO2_HI - v) + _PIO2_LO if hi else v
+        s, c = _sin_cos_small(y)
+        sin_out[a] = c if hi else s
+        cos_out[a] = s if hi else c

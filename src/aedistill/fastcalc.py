@@ -44,10 +44,10 @@ from aedistill.pairkernels import (
     directed_terms,
     env_backward,
     env_backward_directed,
-    env_backward_one,
+    env_backward_single,
     env_forward,
     env_forward_directed,
-    env_forward_one,
+    env_forward_single,
     pair_terms,
 )
 
@@ -407,19 +407,26 @@ class FastHipnnCalculator(_FastHipnn, Calculator):
             lay = self._interactions[b]
             t = pair_terms(r, shiftvec, pi, pj, lay.mu_inv, lay.sigma, lay.rc, self._buffers[b])
             sel, unit, sens, _, m = t
-            env = np.zeros((n, x.shape[1], len(lay.mu_inv), 4 if lay.vec else 1))
-            forward = env_forward_one if x.shape[1] == 1 else env_forward
-            forward(pi, pj, sel, unit, sens, m, x, lay.vec, env)
+            nc, n_s = 4 if lay.vec else 1, len(lay.mu_inv)
             terms[b], inputs[b] = t, x
+            if b == 0 and x.shape[1] == 1:  # one species: z ≡ 1, component-major kernels
+                env = np.zeros((n, nc, n_s))
+                env_forward_single(pi, pj, sel, unit, sens, m, lay.vec, env)
+                return env.reshape(n, nc, 1, n_s).transpose(0, 2, 3, 1)
+            env = np.zeros((n, x.shape[1], n_s, nc))
+            env_forward(pi, pj, sel, unit, sens, m, x, lay.vec, env)
             return env
 
         def env_grad(b, g_env, need_dx):
             sel, unit, sens, dsens, m = terms[b]
             x = inputs[b]
-            grad_x = np.zeros_like(x) if need_dx else np.zeros((1, 1))
             vec = self._interactions[b].vec
-            backward = env_backward_one if x.shape[1] == 1 else env_backward
-            backward(pi, pj, sel, unit, sens, dsens, m, x, vec, g_env, need_dx, grad_r, grad_x)
+            if b == 0 and x.shape[1] == 1:
+                g = np.ascontiguousarray(g_env[:, 0].transpose(0, 2, 1))
+                env_backward_single(pi, pj, sel, unit, sens, dsens, m, vec, g, grad_r)
+                return None
+            grad_x = np.zeros_like(x) if need_dx else np.zeros((1, 1))
+            env_backward(pi, pj, sel, unit, sens, dsens, m, x, vec, g_env, need_dx, grad_r, grad_x)
             return grad_x if need_dx else None
 
         eps = self.dense.energy(z, env_sum, env_grad)

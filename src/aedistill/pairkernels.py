@@ -9,8 +9,8 @@ hard cutoff are skipped. The ``*_directed`` variants take a LAMMPS-style neighbo
 
 The exponentials of the sensitivities and the cosine cutoff's sin/cos are branch-free
 polynomials that numba vectorises (≤ 2 ulp from libm, tested); this module does not import
-torch. ``*_one`` kernels: one input feature (a single species' first layer), atom i's terms
-summed in registers (bench/classical_floor.py, L1-W8-S4 at 864 atoms: these, the branch-free
+torch. ``*_single`` kernels: the first layer of a single-species model (one input feature ≡ 1),
+component-major, atom i's terms summed in registers (bench/classical_floor.py, L1-W8-S4 at 864 atoms: these, the branch-free
 geometry and the polynomials took the pair work from ~3.9 to ~2.6 ms per step).
 
 Public entries: :func:`pair_terms`, :func:`directed_terms` (geometry and sensitivities of
@@ -258,14 +258,15 @@ def env_backward(pi, pj, sel, unit, sens, dsens, m, z, vec, g, need_gz, grad_r, 
 
 
 @njit(cache=True, fastmath=True)
-def env_forward_one(pi, pj, sel, unit, sens, m, z, vec, env):
-    """:func:`env_forward` for one input feature (``z`` (n, 1); one species' one-hot): the
-    same sums with ``env`` (n, 1, n_sens, 1 or 4). Atom i's terms are summed in registers
-    while consecutive pairs share i (a half list from :func:`aedistill.neighbours.half_pairs`
-    is ordered by i) and stored once per run: ~3× faster than the general kernel."""
+def env_forward_single(pi, pj, sel, unit, sens, m, vec, env):
+    """:func:`env_forward` for the first layer of a single-species model (one input feature,
+    z ≡ 1), into ``env`` (n, 1 or 4, n_sens): component-major, so the loops over
+    sensitivities run over contiguous memory. Atom i's terms are summed in ``acc`` while
+    consecutive pairs share i (a half list from :func:`aedistill.neighbours.half_pairs` is
+    ordered by i) and stored once per run."""
     n_s = sens.shape[1]
-    nc = env.shape[3]
-    acc = np.zeros((n_s, 4))
+    nc = env.shape[1]
+    acc = np.zeros((4, n_s))
     cur = -1
     for q in range(m):
         p = sel[q]
@@ -273,50 +274,47 @@ def env_forward_one(pi, pj, sel, unit, sens, m, z, vec, env):
         j = pj[p]
         if i != cur:
             if cur >= 0:
-                for k in range(n_s):
-                    for c in range(nc):
-                        env[cur, 0, k, c] += acc[k, c]
-                        acc[k, c] = 0.0
+                for c in range(nc):
+                    for k in range(n_s):
+                        env[cur, c, k] += acc[c, k]
+                        acc[c, k] = 0.0
             cur = i
-        zj = z[j, 0]
-        zi = z[i, 0]
         if vec:
             ux = unit[q, 0]
             uy = unit[q, 1]
             uz = unit[q, 2]
             for k in range(n_s):
                 sk = sens[q, k]
-                a = sk * zj
-                b = sk * zi
-                acc[k, 0] += a
-                acc[k, 1] += ux * a
-                acc[k, 2] += uy * a
-                acc[k, 3] += uz * a
-                env[j, 0, k, 0] += b
-                env[j, 0, k, 1] -= ux * b
-                env[j, 0, k, 2] -= uy * b
-                env[j, 0, k, 3] -= uz * b
-        else:
+                acc[0, k] += sk
+                acc[1, k] += ux * sk
+                acc[2, k] += uy * sk
+                acc[3, k] += uz * sk
             for k in range(n_s):
                 sk = sens[q, k]
-                acc[k, 0] += sk * zj
-                env[j, 0, k, 0] += sk * zi
+                env[j, 0, k] += sk
+                env[j, 1, k] -= ux * sk
+                env[j, 2, k] -= uy * sk
+                env[j, 3, k] -= uz * sk
+        else:
+            for k in range(n_s):
+                acc[0, k] += sens[q, k]
+                env[j, 0, k] += sens[q, k]
     if cur >= 0:
-        for k in range(n_s):
-            for c in range(nc):
-                env[cur, 0, k, c] += acc[k, c]
+        for c in range(nc):
+            for k in range(n_s):
+                env[cur, c, k] += acc[c, k]
 
 
 @njit(cache=True, fastmath=True)
-def env_backward_one(pi, pj, sel, unit, sens, dsens, m, z, vec, g, need_gz, grad_r, grad_z):
-    """:func:`env_backward` for one input feature (see :func:`env_forward_one`); atom i's
-    force is summed in registers while consecutive pairs share i."""
+def env_backward_single(pi, pj, sel, unit, sens, dsens, m, vec, g, grad_r):
+    """Chain rule of :func:`env_forward_single`: g = dE/d env (n, 1 or 4, n_sens) → dE/dR
+    (added to ``grad_r``); atom i's force is summed in registers while pairs share i.
+    Half the time of :func:`env_backward` for L1-W8-S4 (bench/classical_floor.py)."""
     n_s = sens.shape[1]
     cur = -1
     fix = 0.0
     fiy = 0.0
     fiz = 0.0
-    gzi = 0.0
     for q in range(m):
         p = sel[q]
         i = pi[p]
@@ -326,51 +324,33 @@ def env_backward_one(pi, pj, sel, unit, sens, dsens, m, z, vec, g, need_gz, grad
                 grad_r[cur, 0] -= fix
                 grad_r[cur, 1] -= fiy
                 grad_r[cur, 2] -= fiz
-                if need_gz:
-                    grad_z[cur, 0] += gzi
             cur = i
             fix = 0.0
             fiy = 0.0
             fiz = 0.0
-            gzi = 0.0
         ux = unit[q, 0]
         uy = unit[q, 1]
         uz = unit[q, 2]
         inv = unit[q, 3]
-        zj = z[j, 0]
-        zi = z[i, 0]
         de_dd = 0.0
         gux = 0.0
         guy = 0.0
         guz = 0.0
-        gzj = 0.0
-        for k in range(n_s):
-            sk = sens[q, k]
-            gi0 = g[i, 0, k, 0]
-            gj0 = g[j, 0, k, 0]
-            a_k = gi0 * zj + gj0 * zi
-            if vec:
-                gi1 = g[i, 0, k, 1]
-                gi2 = g[i, 0, k, 2]
-                gi3 = g[i, 0, k, 3]
-                gj1 = g[j, 0, k, 1]
-                gj2 = g[j, 0, k, 2]
-                gj3 = g[j, 0, k, 3]
-                hx = gi1 * zj - gj1 * zi
-                hy = gi2 * zj - gj2 * zi
-                hz = gi3 * zj - gj3 * zi
+        if vec:
+            for k in range(n_s):
+                sk = sens[q, k]
+                hx = g[i, 1, k] - g[j, 1, k]
+                hy = g[i, 2, k] - g[j, 2, k]
+                hz = g[i, 3, k] - g[j, 3, k]
+                a_k = g[i, 0, k] + g[j, 0, k]
                 de_dd += (a_k + hx * ux + hy * uy + hz * uz) * dsens[q, k]
                 gux += sk * hx
                 guy += sk * hy
                 guz += sk * hz
-                if need_gz:
-                    gzj += sk * (gi0 + ux * gi1 + uy * gi2 + uz * gi3)
-                    gzi += sk * (gj0 - (ux * gj1 + uy * gj2 + uz * gj3))
-            else:
-                de_dd += a_k * dsens[q, k]
-                if need_gz:
-                    gzj += sk * gi0
-                    gzi += sk * gj0
+        else:
+            for k in range(n_s):
+                de_dd += (g[i, 0, k] + g[j, 0, k]) * dsens[q, k]
+        # dE/dr = dE/dd u + (dE/du − (dE/du·u) u) / d
         gu_dot = gux * ux + guy * uy + guz * uz
         fx = de_dd * ux + (gux - gu_dot * ux) * inv
         fy = de_dd * uy + (guy - gu_dot * uy) * inv
@@ -381,14 +361,10 @@ def env_backward_one(pi, pj, sel, unit, sens, dsens, m, z, vec, g, need_gz, grad
         fix += fx
         fiy += fy
         fiz += fz
-        if need_gz:
-            grad_z[j, 0] += gzj
     if cur >= 0:
         grad_r[cur, 0] -= fix
         grad_r[cur, 1] -= fiy
         grad_r[cur, 2] -= fiz
-        if need_gz:
-            grad_z[cur, 0] += gzi
 
 
 @njit(cache=True)

@@ -45,31 +45,33 @@ def _pairs(n_cell=3, seed=0):
 
 
 @pytest.mark.parametrize("vec", [True, False])
-def test_one_feature_kernels_equal_general(vec):
+def test_single_species_kernels_equal_general(vec):
     r, shiftvec, pi, pj = _pairs()
     rng = np.random.default_rng(0)
     mu_inv = 1.0 / np.array([1.7, 2.5, 3.6, 5.0])
     sigma = np.array([3.0, 4.0, 5.0, 6.0])
     n, nc = len(r), 4 if vec else 1
     sel, unit, sens, dsens, m = pk.pair_terms(r, shiftvec, pi, pj, mu_inv, sigma, 5.5)
-    z = rng.uniform(0.5, 1.5, (n, 1))
-    env = [np.zeros((n, 1, 4, nc)) for _ in range(2)]
-    pk.env_forward(pi, pj, sel, unit, sens, m, z, vec, env[0])
-    pk.env_forward_one(pi, pj, sel, unit, sens, m, z, vec, env[1])
-    np.testing.assert_allclose(env[1], env[0], rtol=1e-13, atol=1e-13)
+    z = np.ones((n, 1))  # one species' one-hot
+    env = np.zeros((n, 1, 4, nc))
+    pk.env_forward(pi, pj, sel, unit, sens, m, z, vec, env)
+    env_single = np.zeros((n, nc, 4))  # component-major
+    pk.env_forward_single(pi, pj, sel, unit, sens, m, vec, env_single)
+    np.testing.assert_allclose(env_single, env[:, 0].transpose(0, 2, 1), rtol=1e-13, atol=1e-13)
     g = rng.normal(size=(n, 1, 4, nc))
-    out = [(np.zeros((n, 3)), np.zeros((n, 1))) for _ in range(2)]
-    pk.env_backward(pi, pj, sel, unit, sens, dsens, m, z, vec, g, True, *out[0])
-    pk.env_backward_one(pi, pj, sel, unit, sens, dsens, m, z, vec, g, True, *out[1])
-    for a, b in zip(out[1], out[0], strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+    grad_r, grad_z = np.zeros((n, 3)), np.zeros((1, 1))
+    pk.env_backward(pi, pj, sel, unit, sens, dsens, m, z, vec, g, False, grad_r, grad_z)
+    g_single = np.ascontiguousarray(g[:, 0].transpose(0, 2, 1))
+    grad_single = np.zeros((n, 3))
+    pk.env_backward_single(pi, pj, sel, unit, sens, dsens, m, vec, g_single, grad_single)
+    np.testing.assert_allclose(grad_single, grad_r, rtol=0, atol=1e-12 * np.abs(grad_r).max())
 
     # and the backward is the gradient of <g, env>: central differences in one coordinate
     def inner(rr):
         terms = pk.pair_terms(rr, shiftvec, pi, pj, mu_inv, sigma, 5.5)
-        e = np.zeros((n, 1, 4, nc))
-        pk.env_forward_one(pi, pj, terms[0], terms[1], terms[2], terms[4], z, vec, e)
-        return float((g * e).sum())
+        e = np.zeros((n, nc, 4))
+        pk.env_forward_single(pi, pj, terms[0], terms[1], terms[2], terms[4], vec, e)
+        return float((g_single * e).sum())
 
     h = 1e-5
     for a, k in [(0, 0), (7, 2)]:
@@ -77,4 +79,4 @@ def test_one_feature_kernels_equal_general(vec):
         rp[a, k] += h
         rm[a, k] -= h
         fd = (inner(rp) - inner(rm)) / (2 * h)
-        assert fd == pytest.approx(out[1][0][a, k], rel=1e-6, abs=1e-8)
+        assert fd == pytest.approx(grad_single[a, k], rel=1e-6, abs=1e-8)

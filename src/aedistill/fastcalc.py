@@ -44,9 +44,11 @@ from aedistill.pairkernels import (
     directed_terms,
     env_backward,
     env_backward_directed,
+    env_backward_directed_single,
     env_backward_single,
     env_forward,
     env_forward_directed,
+    env_forward_directed_single,
     env_forward_single,
     pair_terms,
 )
@@ -495,6 +497,8 @@ class FastPairModel(_FastHipnn):
     ) -> tuple[np.ndarray, float, np.ndarray]:
         """(ε of atoms 0..n_first−1 (eV), their sum (eV), dE/dr_ij (n_pairs, 3) eV/Å).
 
+        The dE/dr_ij array may be a buffer that the next call overwrites (copy it to keep it).
+
         ``elems``: element index (0-based, in ``species_set[1:]`` order) of every atom.
         ``owner`` (optional, one per atom): the local atom a ghost is an image of, −1 where
         unknown; with it each pair to a ghost is evaluated once instead of from both sides
@@ -530,8 +534,8 @@ class FastPairModel(_FastHipnn):
         # entries keep dE/dr = 0. A half list holds each pair once (aedistill.pairkernels._directed_geometry)
         rij64 = np.ascontiguousarray(rij, dtype=np.float64).reshape(n_pairs, 3)
         pairs = _DirectedPairs(
-            np.ascontiguousarray(pair_i, dtype=np.int64),
-            np.ascontiguousarray(pair_j, dtype=np.int64),
+            _index_array(pair_i),
+            _index_array(pair_j),
             rij64,
             np.ascontiguousarray(owner, dtype=np.int64),
             z_all,
@@ -555,32 +559,76 @@ class FastPairModel(_FastHipnn):
         layers (:mod:`aedistill.densekernels`); the same steps as :class:`_DirectedEnvSum`."""
         (lay,) = [m for m in self.network.modules() if isinstance(m, _DirectedInteract)]
         buffers = self.__dict__.setdefault("_buffers", {})
+        nf = st.z_all.shape[1]
         terms = directed_terms(st, lay.mu_inv, lay.sigma, lay.rc, buffers)
         sel, unit, sens, dsens, m = terms
-        nf = st.z_all.shape[1]
         n_rows = len(st.z_all) if st.comm is not None else n_first
-        grad_pair = np.zeros_like(st.rij)
+        if nf == 1:  # every row written by env_backward_directed_single: a reused buffer
+            have = buffers.get("grad_pair")
+            if have is None or len(have) < n_pairs:
+                have = buffers["grad_pair"] = np.empty((n_pairs + n_pairs // 4, 3))
+            grad_pair = have[:n_pairs]
+        else:
+            grad_pair = np.zeros_like(st.rij)
+
+        n_s, nc = len(lay.mu_inv), 4 if lay.vec else 1
+        single = nf == 1  # one species: z ≡ 1, component-major kernels
 
         def env_sum(_b, _x):
-            env = np.zeros((n_rows, nf, len(lay.mu_inv), 4 if lay.vec else 1))
-            env_forward_directed(st.pi, st.pj, st.both, sel, unit, sens, m, st.z_all, lay.vec, env)
+            if single:
+                env = np.zeros((n_rows, nc, n_s))
+                env_forward_directed_single(st.pi, st.pj, st.both, sel, unit, sens, m, lay.vec, env)
+            else:
+                env = np.zeros((n_rows, nf, n_s, nc))
+                env_forward_directed(
+                    st.pi, st.pj, st.both, sel, unit, sens, m, st.z_all, lay.vec, env
+                )
             if st.comm is not None:  # ghosts' rows reach their owners
                 st.comm.reverse_comm(env.reshape(n_rows, -1))
                 env = env[:n_first]
+            if single:
+                return env.reshape(len(env), nc, 1, n_s).transpose(0, 2, 3, 1)
             return env
 
         def env_grad(_b, g, _need_dx):
+            if single:
+                g = g[:, 0].transpose(0, 2, 1)
             if st.comm is not None:  # dE/d(env) of each ghost = its owner's
                 g_all = np.zeros((n_rows, *g.shape[1:]))
                 g_all[:n_first] = g
                 st.comm.forward_comm(g_all.reshape(n_rows, -1))
                 g = g_all
-            env_backward_directed(
-                st.pi, st.pj, st.both, sel, unit, sens, dsens, m, st.z_all, lay.vec, g, grad_pair
-            )
+            g = np.ascontiguousarray(g)
+            if single:
+                env_backward_directed_single(
+                    st.pi, st.pj, st.both, sel, unit, sens, dsens, m, lay.vec, g, grad_pair
+                )
+            else:
+                env_backward_directed(
+                    st.pi,
+                    st.pj,
+                    st.both,
+                    sel,
+                    unit,
+                    sens,
+                    dsens,
+                    m,
+                    st.z_all,
+                    lay.vec,
+                    g,
+                    grad_pair,
+                )
 
         eps = self.dense.energy(st.z_all[:n_first], env_sum, env_grad)
         return eps, grad_pair if n_pairs else np.zeros((0, 3))
+
+
+def _index_array(a) -> np.ndarray:
+    """Pair indices as the kernels take them: int32 (as LAMMPS passes them) or int64, kept
+    without a copy where already contiguous; anything else as int64."""
+    a = np.asarray(a)
+    dtype = a.dtype if a.dtype in (np.int32, np.int64) else np.int64
+    return np.ascontiguousarray(a, dtype=dtype)
 
 
 def fast_calculator(path_or_loaded, **kwargs) -> FastHipnnCalculator:

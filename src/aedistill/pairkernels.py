@@ -450,6 +450,113 @@ def env_backward_directed(pi, pj, both, sel, unit, sens, dsens, m, z, vec, g, gr
         grad_pair[p, 2] = de_dd * uz + (guz - gu_dot * uz) * inv
 
 
+@njit(cache=True, fastmath=True)
+def env_forward_directed_single(pi, pj, both, sel, unit, sens, m, vec, env):
+    """:func:`env_forward_directed` for a single-species model (z ≡ 1) into a
+    component-major ``env`` (rows, 1 or 4, n_sens), as :func:`env_forward_single`."""
+    n_s = sens.shape[1]
+    nc = env.shape[1]
+    acc = np.zeros((4, n_s))
+    cur = -1
+    for q in range(m):
+        p = sel[q]
+        i = pi[p]
+        j = pj[p]
+        if i != cur:
+            if cur >= 0:
+                for c in range(nc):
+                    for k in range(n_s):
+                        env[cur, c, k] += acc[c, k]
+                        acc[c, k] = 0.0
+            cur = i
+        two = both[p]
+        if vec:
+            ux = unit[q, 0]
+            uy = unit[q, 1]
+            uz = unit[q, 2]
+            for k in range(n_s):
+                sk = sens[q, k]
+                acc[0, k] += sk
+                acc[1, k] += ux * sk
+                acc[2, k] += uy * sk
+                acc[3, k] += uz * sk
+            if two:
+                for k in range(n_s):
+                    sk = sens[q, k]
+                    env[j, 0, k] += sk
+                    env[j, 1, k] -= ux * sk
+                    env[j, 2, k] -= uy * sk
+                    env[j, 3, k] -= uz * sk
+        else:
+            for k in range(n_s):
+                acc[0, k] += sens[q, k]
+            if two:
+                for k in range(n_s):
+                    env[j, 0, k] += sens[q, k]
+    if cur >= 0:
+        for c in range(nc):
+            for k in range(n_s):
+                env[cur, c, k] += acc[c, k]
+
+
+@njit(cache=True, fastmath=True)
+def env_backward_directed_single(pi, pj, both, sel, unit, sens, dsens, m, vec, g, grad_pair):
+    """Chain rule of :func:`env_forward_directed_single` with respect to each pair vector
+    (``grad_pair[p] = dE/dr_ij``; g = dE/d env, component-major). Every row of ``grad_pair``
+    is written: entries not evaluated (``sel`` skips them) get 0, so it may come uninitialised."""
+    n_s = sens.shape[1]
+    prev = -1
+    for q in range(m):
+        p = sel[q]
+        for t in range(prev + 1, p):  # skipped entries (``sel`` is increasing)
+            grad_pair[t, 0] = 0.0
+            grad_pair[t, 1] = 0.0
+            grad_pair[t, 2] = 0.0
+        prev = p
+        i = pi[p]
+        j = pj[p]
+        two = both[p]
+        ux = unit[q, 0]
+        uy = unit[q, 1]
+        uz = unit[q, 2]
+        inv = unit[q, 3]
+        de_dd = 0.0
+        gux = 0.0
+        guy = 0.0
+        guz = 0.0
+        # j's row of g exists only where both[p] (a ghost j has none without communication)
+        if vec:
+            for k in range(n_s):
+                sk = sens[q, k]
+                hx = g[i, 1, k]
+                hy = g[i, 2, k]
+                hz = g[i, 3, k]
+                a_k = g[i, 0, k]
+                if two:
+                    hx -= g[j, 1, k]
+                    hy -= g[j, 2, k]
+                    hz -= g[j, 3, k]
+                    a_k += g[j, 0, k]
+                de_dd += (a_k + hx * ux + hy * uy + hz * uz) * dsens[q, k]
+                gux += sk * hx
+                guy += sk * hy
+                guz += sk * hz
+        else:
+            for k in range(n_s):
+                a_k = g[i, 0, k]
+                if two:
+                    a_k += g[j, 0, k]
+                de_dd += a_k * dsens[q, k]
+        gu_dot = gux * ux + guy * uy + guz * uz
+        grad_pair[p, 0] = de_dd * ux + (gux - gu_dot * ux) * inv
+        grad_pair[p, 1] = de_dd * uy + (guy - gu_dot * uy) * inv
+        grad_pair[p, 2] = de_dd * uz + (guz - gu_dot * uz) * inv
+    for t in range(prev + 1, grad_pair.shape[0]):
+        grad_pair[t, 0] = 0.0
+        grad_pair[t, 1] = 0.0
+        grad_pair[t, 2] = 0.0
+
+
 @njit(cache=True)
 def _directed_geometry(
     pair_i, pair_j, rij, n_first, owner, half, mu_inv, sigma, rc, sel, pj_eff, both, unit, cuts, arg
@@ -498,8 +605,6 @@ def _directed_geometry(
         ry = rij[p, 1]
         rz = rij[p, 2]
         d2 = rx * rx + ry * ry + rz * rz
-        if d2 > rc2:
-            continue
         d = math.sqrt(d2)
         inv = 1.0 / d
         sel[m] = p
@@ -513,7 +618,7 @@ def _directed_geometry(
         for kk in range(n_s):
             q = (inv - mu_inv[kk]) * sigma[kk]
             arg[m, kk] = -0.5 * q * q
-        m += 1
+        m += d2 <= rc2  # branch-free, as in _pair_geometry
     return m
 
 

@@ -50,6 +50,7 @@ from aedistill.pairkernels import (
     env_forward_directed,
     env_forward_directed_single,
     env_forward_single,
+    forces_directed_single,
     pair_terms,
 )
 
@@ -494,10 +495,14 @@ class FastPairModel(_FastHipnn):
         owner: np.ndarray | None = None,
         half: bool = False,
         ghost_comm=None,
-    ) -> tuple[np.ndarray, float, np.ndarray]:
+        forces: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, float, np.ndarray | None]:
         """(ε of atoms 0..n_first−1 (eV), their sum (eV), dE/dr_ij (n_pairs, 3) eV/Å).
 
         The dE/dr_ij array may be a buffer that the next call overwrites (copy it to keep it).
+        ``forces`` (optional, (atoms, 3) float64, ghosts included, e.g. LAMMPS' ``f``): add
+        the pair forces to it instead (F_i += dE/dr_ij, F_j −= dE/dr_ij) and return None for
+        dE/dr_ij; a single-species model on the dense path only (else ``ValueError``).
 
         ``elems``: element index (0-based, in ``species_set[1:]`` order) of every atom.
         ``owner`` (optional, one per atom): the local atom a ghost is an image of, −1 where
@@ -543,8 +548,10 @@ class FastPairModel(_FastHipnn):
             half,
             ghost_comm,
         )
+        if forces is not None and not self.direct_forces:
+            raise ValueError("forces= needs a single-species model on the dense path")
         if getattr(self, "dense", None) is not None:
-            eps, grad_np = self._dense_evaluate(pairs, n_first, n_pairs)
+            eps, grad_np = self._dense_evaluate(pairs, n_first, n_pairs, forces)
             return eps, float(eps.sum()), grad_np
         rij_t = torch.from_numpy(rij64).requires_grad_(True)
         z = torch.from_numpy(z_all[:n_first]).to(self.dtype)
@@ -554,7 +561,12 @@ class FastPairModel(_FastHipnn):
         grad_np = grad.numpy() if n_pairs else np.zeros((0, 3))
         return atom_en.double().numpy()[:, 0], float(energy), grad_np
 
-    def _dense_evaluate(self, st: _DirectedPairs, n_first: int, n_pairs: int):
+    @property
+    def direct_forces(self) -> bool:
+        """Whether :meth:`evaluate` can add pair forces to per-atom forces (``forces=``)."""
+        return getattr(self, "dense", None) is not None and len(self.species_set) == 2
+
+    def _dense_evaluate(self, st: _DirectedPairs, n_first: int, n_pairs: int, forces=None):
         """:meth:`evaluate`'s (ε, dE/dr_ij) by the directed pair kernels and the numpy dense
         layers (:mod:`aedistill.densekernels`); the same steps as :class:`_DirectedEnvSum`."""
         (lay,) = [m for m in self.network.modules() if isinstance(m, _DirectedInteract)]
@@ -563,7 +575,9 @@ class FastPairModel(_FastHipnn):
         terms = directed_terms(st, lay.mu_inv, lay.sigma, lay.rc, buffers)
         sel, unit, sens, dsens, m = terms
         n_rows = len(st.z_all) if st.comm is not None else n_first
-        if nf == 1:  # every row written by env_backward_directed_single: a reused buffer
+        if forces is not None:
+            grad_pair = None
+        elif nf == 1:  # every row written by env_backward_directed_single: a reused buffer
             have = buffers.get("grad_pair")
             if have is None or len(have) < n_pairs:
                 have = buffers["grad_pair"] = np.empty((n_pairs + n_pairs // 4, 3))
@@ -599,7 +613,11 @@ class FastPairModel(_FastHipnn):
                 st.comm.forward_comm(g_all.reshape(n_rows, -1))
                 g = g_all
             g = np.ascontiguousarray(g)
-            if single:
+            if forces is not None:
+                forces_directed_single(
+                    st.pi, st.pj_list, st.pj, st.both, sel, unit, sens, dsens, m, lay.vec, g, forces
+                )
+            elif single:
                 env_backward_directed_single(
                     st.pi, st.pj, st.both, sel, unit, sens, dsens, m, lay.vec, g, grad_pair
                 )
@@ -620,6 +638,8 @@ class FastPairModel(_FastHipnn):
                 )
 
         eps = self.dense.energy(st.z_all[:n_first], env_sum, env_grad)
+        if forces is not None:
+            return eps, None
         return eps, grad_pair if n_pairs else np.zeros((0, 3))
 
 

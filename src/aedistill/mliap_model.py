@@ -143,6 +143,9 @@ class FastMLIAPModel(MLIAPUnified):
         else:
             n_first = int(iatoms.max()) + 1  # pair_i holds listed atoms only
             owner = self._owners(data, iatoms)
+        # without a virial to tally (vflag), the pair forces go straight into LAMMPS' f
+        f = data.f if npairs > 0 and not int(data.vflag) else None
+        direct = f is not None and self.pair_model.direct_forces
         eps, _, grad = self.pair_model.evaluate(
             np.asarray(data.elems)[: int(data.ntotal)],
             pair_i,
@@ -152,10 +155,11 @@ class FastMLIAPModel(MLIAPUnified):
             owner=owner,
             half=self.half_list,  # refused there without the ghosts' owners or ghost_comm
             ghost_comm=data if comm else None,
+            forces=f if direct else None,
         )
         eatoms = np.ascontiguousarray(eps[iatoms], dtype=np.float64)
         if n_list:
             data.eatoms = eatoms
         data.energy = float(eatoms.sum())
-        if npairs > 0:
+        if npairs > 0 and not direct:
             data.update_pair_forces(np.ascontiguousarray(grad, dtype=np.float64))

@@ -557,6 +557,61 @@ def env_backward_directed_single(pi, pj, both, sel, unit, sens, dsens, m, vec, g
         grad_pair[t, 2] = 0.0
 
 
+@njit(cache=True, fastmath=True)
+def forces_directed_single(pi, pj_list, pj, both, sel, unit, sens, dsens, m, vec, g, f):
+    """:func:`env_backward_directed_single` with each pair's dE/dr_ij added straight to the
+    atoms' forces, as LAMMPS' ``update_pair_forces`` would: f[i] += dE/dr_ij,
+    f[j] −= dE/dr_ij with j the listed partner ``pj_list[p]`` (``f``: (atoms, 3), ghosts
+    included). Saves writing the (pairs, 3) array and LAMMPS' second pass over it."""
+    n_s = sens.shape[1]
+    for q in range(m):
+        p = sel[q]
+        i = pi[p]
+        j = pj[p]
+        two = both[p]
+        ux = unit[q, 0]
+        uy = unit[q, 1]
+        uz = unit[q, 2]
+        inv = unit[q, 3]
+        de_dd = 0.0
+        gux = 0.0
+        guy = 0.0
+        guz = 0.0
+        if vec:
+            for k in range(n_s):
+                sk = sens[q, k]
+                hx = g[i, 1, k]
+                hy = g[i, 2, k]
+                hz = g[i, 3, k]
+                a_k = g[i, 0, k]
+                if two:
+                    hx -= g[j, 1, k]
+                    hy -= g[j, 2, k]
+                    hz -= g[j, 3, k]
+                    a_k += g[j, 0, k]
+                de_dd += (a_k + hx * ux + hy * uy + hz * uz) * dsens[q, k]
+                gux += sk * hx
+                guy += sk * hy
+                guz += sk * hz
+        else:
+            for k in range(n_s):
+                a_k = g[i, 0, k]
+                if two:
+                    a_k += g[j, 0, k]
+                de_dd += a_k * dsens[q, k]
+        gu_dot = gux * ux + guy * uy + guz * uz
+        fx = de_dd * ux + (gux - gu_dot * ux) * inv
+        fy = de_dd * uy + (guy - gu_dot * uy) * inv
+        fz = de_dd * uz + (guz - gu_dot * uz) * inv
+        jl = pj_list[p]
+        f[i, 0] += fx
+        f[i, 1] += fy
+        f[i, 2] += fz
+        f[jl, 0] -= fx
+        f[jl, 1] -= fy
+        f[jl, 2] -= fz
+
+
 @njit(cache=True)
 def _directed_geometry(
     pair_i, pair_j, rij, n_first, owner, half, mu_inv, sigma, rc, sel, pj_eff, both, unit, cuts, arg

@@ -225,3 +225,65 @@ def test_default_teacher_liquid_first_peak(tmp_path, repo):
     assert lo <= first_peak(r, g) <= hi, first_peak(r, g)
     assert abs(g[r >= 5.0].mean() - 1.0) < 0.05  # g(r) -> 1 at large r
     assert abs(timing["temperature_mean_K"] - config["lammps"]["temperature"]) < 100
+
+
+def _nve_positions(mliap, atoms, steps: int, virial: bool) -> np.ndarray:
+    """Positions after ``steps`` NVE steps in LAMMPS; ``virial``: pressure on every step
+    (thermo 1), so that every force call also tallies a virial."""
+    from ase.data import atomic_masses
+
+    from aedistill.lammps import (
+        box_commands,
+        gather_by_id,
+        lammps_box,
+        mliap_pair_commands,
+        new_lammps,
+        wrapped_lammps_positions,
+    )
+
+    lcell, rot = lammps_box(atoms.cell[:])
+    lmp = new_lammps()
+    try:
+        cmds = ["units metal", "atom_style atomic", "atom_modify map array sort 0 0.0"]
+        cmds += box_commands(lcell, 1)
+        cmds += [f"mass 1 {atomic_masses[13]}", *mliap_pair_commands(lmp, mliap, ["Al"])]
+        lmp.commands_string("\n".join(cmds))
+        n = len(atoms)
+        x = wrapped_lammps_positions(atoms.positions, rot, lcell)
+        lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, x.ravel().tolist())
+        thermo = ["thermo 1"] if virial else ["thermo 0", "thermo_style custom step pe"]
+        lmp.commands_string(
+            "\n".join(
+                ["velocity all create 600 7 loop geom", "timestep 0.002", "fix 1 all nve"]
+                + thermo
+                + [f"run {steps}"]
+            )
+        )
+        return gather_by_id(lmp, "x", n)
+    finally:
+        lmp.close()
+
+
+def test_lammps_direct_forces_equal_pair_forces(tmp_path, monkeypatch):
+    """On steps without a virial the fast model adds its pair forces to LAMMPS' forces
+    itself (FastPairModel.evaluate(forces=...)) instead of ML-IAP's update_pair_forces: the
+    same NVE trajectory as with a virial on every step (update_pair_forces throughout)."""
+    from aedistill.fastcalc import FastPairModel
+    from aedistill.lammps import export_mliap
+
+    direct = []
+    evaluate = FastPairModel.evaluate
+
+    def spy(self, *args, **kwargs):
+        direct.append(kwargs.get("forces") is not None)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastPairModel, "evaluate", spy)
+    mliap = export_mliap(_model(tmp_path, "m", Arch(1, 8, 4)), tmp_path / "m.mliap.pt", "fast")
+    atoms = _structures()["cubic_strained"]
+    x_pair = _nve_positions(mliap, atoms, 20, virial=True)
+    assert direct and not any(direct)
+    direct.clear()
+    x_direct = _nve_positions(mliap, atoms, 20, virial=False)
+    assert sum(direct) >= 19
+    assert np.abs(x_direct - x_pair).max() <= 1e-9

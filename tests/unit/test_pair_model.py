@@ -163,3 +163,34 @@ def test_pair_model_half_list_needs_ghost_owners():
     elems, pi, pj, rij, _, half = _lammps_layout(atoms, model.rc)
     with pytest.raises(ValueError, match="owner of every ghost"):
         model.evaluate(elems, pi[half], pj[half], rij[half], len(atoms), half=True)
+
+
+@pytest.mark.parametrize("mode", ["directed-ghosts", "half-comm"])
+def test_pair_model_direct_forces_equal_pair_forces(mode):
+    """evaluate(forces=f) adds to f what LAMMPS' update_pair_forces adds from dE/dr_ij."""
+    g = _graph("L1-W8-S4", 1)
+    atoms = bulk("Al", "fcc", a=4.05).repeat((3, 2, 2))
+    atoms.rattle(0.15, seed=3)
+    model = FastPairModel(g.modules["network"], g.modules["henergy"])
+    assert model.direct_forces
+    elems, pi, pj, rij, ghosts, half = _lammps_layout(atoms, model.rc)
+    owner = np.concatenate([np.arange(len(atoms)), np.asarray(ghosts, dtype=np.int64)])
+    if mode == "half-comm":
+        pi, pj, rij = pi[half], pj[half], rij[half]
+    pi, pj = pi.astype(np.int32), pj.astype(np.int32)  # as LAMMPS passes them
+
+    def run(forces):
+        comm = _GhostComm(owner, len(atoms)) if mode == "half-comm" else None
+        return model.evaluate(
+            elems, pi, pj, rij, len(atoms), half=comm is not None, ghost_comm=comm, forces=forces
+        )
+
+    eps, energy, grad = run(None)
+    grad = grad.copy()
+    f_ref = np.zeros((len(elems), 3))
+    np.add.at(f_ref, pi, grad)
+    np.add.at(f_ref, pj, -grad)
+    f = np.ones((len(elems), 3))  # added to, not overwritten
+    eps2, energy2, none = run(f)
+    assert none is None and energy2 == energy
+    np.testing.assert_allclose(f - 1.0, f_ref, rtol=0, atol=1e-12 * np.abs(f_ref).max())

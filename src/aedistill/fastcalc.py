@@ -154,7 +154,9 @@ class _DirectedPairs:
     ghost rows of an (atoms, columns) array to their owners', ``forward_comm(a)`` copies the
     owners' rows to their ghosts' (LAMMPS' ``MLIAPDataPy`` has both)."""
 
-    def __init__(self, pi, pj_list, rij, owner, z_all, n_first, half=False, comm=None):
+    def __init__(
+        self, pi, pj_list, rij, owner, z_all, n_first, half=False, comm=None, buffers=None
+    ):
         self.pi = pi
         self.half = half
         self.comm = comm
@@ -163,8 +165,14 @@ class _DirectedPairs:
         self.owner = owner
         self.z_all = z_all
         self.n_first = n_first
-        self.pj = np.empty(len(pi), np.int64)
-        self.both = np.empty(len(pi), np.bool_)
+        n = len(pi)
+        have = None if buffers is None else buffers.get("pairs")
+        if have is None or len(have[0]) < n:  # ``buffers``: reused from call to call
+            have = (np.empty(n + n // 4, np.int64), np.empty(n + n // 4, np.bool_))
+            if buffers is not None:
+                buffers["pairs"] = have
+        self.pj = have[0][:n]
+        self.both = have[1][:n]
 
 
 class _DirectedEnvSum(torch.autograd.Function):
@@ -547,6 +555,7 @@ class FastPairModel(_FastHipnn):
             n_first,
             half,
             ghost_comm,
+            self.__dict__.setdefault("_buffers", {}),
         )
         if forces is not None and not self.direct_forces:
             raise ValueError("forces= needs a single-species model on the dense path")

@@ -9,13 +9,16 @@ hard cutoff are skipped. The ``*_directed`` variants take a LAMMPS-style neighbo
 
 The exponentials of the sensitivities and the cosine cutoff's sin/cos are branch-free
 polynomials that numba vectorises (≤ 2 ulp from libm, tested); this module does not import
-torch. ``*_single`` kernels: the first layer of a single-species model (one input feature ≡ 1),
-component-major, atom i's terms summed in registers (bench/classical_floor.py, L1-W8-S4 at 864 atoms: these, the branch-free
-geometry and the polynomials took the pair work from ~3.9 to ~2.6 ms per step).
+torch (tested). The ``*_single`` kernels serve the first layer of a single-species model (one
+input feature ≡ 1): component-major environments, atom i's terms summed while consecutive
+pairs share i. With the branch-free geometry and the polynomials they took the pair work of
+L1-W8-S4 at 864 atoms from ~3.9 to ~2.4 ms per step (bench/classical_floor.py).
 
 Public entries: :func:`pair_terms`, :func:`directed_terms` (geometry and sensitivities of
 the pairs within the cutoff), :func:`env_forward`, :func:`env_backward`,
-:func:`env_forward_directed`, :func:`env_backward_directed`. Units: Å, eV.
+:func:`env_forward_single`, :func:`env_backward_single`, :func:`env_forward_directed`,
+:func:`env_backward_directed`, their ``_single`` forms and :func:`forces_directed_single`.
+Units: Å, eV.
 """
 
 from __future__ import annotations
@@ -564,10 +567,23 @@ def forces_directed_single(pi, pj_list, pj, both, sel, unit, sens, dsens, m, vec
     f[j] −= dE/dr_ij with j the listed partner ``pj_list[p]`` (``f``: (atoms, 3), ghosts
     included). Saves writing the (pairs, 3) array and LAMMPS' second pass over it."""
     n_s = sens.shape[1]
+    cur = -1  # atom i's force is summed in registers while consecutive pairs share i
+    fix = 0.0
+    fiy = 0.0
+    fiz = 0.0
     for q in range(m):
         p = sel[q]
         i = pi[p]
         j = pj[p]
+        if i != cur:
+            if cur >= 0:
+                f[cur, 0] += fix
+                f[cur, 1] += fiy
+                f[cur, 2] += fiz
+            cur = i
+            fix = 0.0
+            fiy = 0.0
+            fiz = 0.0
         two = both[p]
         ux = unit[q, 0]
         uy = unit[q, 1]
@@ -604,12 +620,16 @@ def forces_directed_single(pi, pj_list, pj, both, sel, unit, sens, dsens, m, vec
         fy = de_dd * uy + (guy - gu_dot * uy) * inv
         fz = de_dd * uz + (guz - gu_dot * uz) * inv
         jl = pj_list[p]
-        f[i, 0] += fx
-        f[i, 1] += fy
-        f[i, 2] += fz
+        fix += fx
+        fiy += fy
+        fiz += fz
         f[jl, 0] -= fx
         f[jl, 1] -= fy
         f[jl, 2] -= fz
+    if cur >= 0:
+        f[cur, 0] += fix
+        f[cur, 1] += fiy
+        f[cur, 2] += fiz
 
 
 @njit(cache=True)

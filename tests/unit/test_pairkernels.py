@@ -80,3 +80,12 @@ def test_single_species_kernels_equal_general(vec):
         rm[a, k] -= h
         fd = (inner(rp) - inner(rm)) / (2 * h)
         assert fd == pytest.approx(grad_single[a, k], rel=1e-6, abs=1e-8)
+
+
+def test_pairkernels_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, aedistill.pairkernels; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -3,7 +3,8 @@ calculator and asap3 EMT on the same fcc Al cell, for the smallest student and t
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/classical_floor.py [--supercell 6] [--steps 20]
 
-Prints µs per atom-step and ratios to EMT (goal for the smallest student: fast ≤ 20× EMT).
+Prints µs per atom-step and ratios to EMT (goal for the smallest student: fast ≤ 20× EMT;
+issue 28: ≤ 3× at 864 atoms, docs/record.md).
 Rounds alternate the calculators and the median over rounds is reported, so that a load
 change on a shared machine hits all of them alike.
 """

@@ -65,7 +65,7 @@ class _TimedComm:
 
 def worker(a: argparse.Namespace) -> None:
     """One timed NVE run on this MPI world; rank 0 prints a JSON line."""
-    from aedistill.fastcalc import FastPairModel
+    from aedistill.fastpair import FastPairModel
     from aedistill.lammps import AL_MASS, mliap_pair_commands, new_lammps, world
     from aedistill.mliap_model import FastMLIAPModel
 

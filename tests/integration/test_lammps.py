@@ -268,7 +268,7 @@ def test_lammps_direct_forces_equal_pair_forces(tmp_path, monkeypatch):
     """On steps without a virial the fast model adds its pair forces to LAMMPS' forces
     itself (FastPairModel.evaluate(forces=...)) instead of ML-IAP's update_pair_forces: the
     same NVE trajectory as with a virial on every step (update_pair_forces throughout)."""
-    from aedistill.fastcalc import FastPairModel
+    from aedistill.fastpair import FastPairModel
     from aedistill.lammps import export_mliap
 
     direct = []

@@ -11,7 +11,8 @@ from ase.neighborlist import neighbor_list
 
 from aedistill import models
 from aedistill.arch import Arch
-from aedistill.fastcalc import FastHipnnCalculator, FastPairModel
+from aedistill.fastcalc import FastHipnnCalculator
+from aedistill.fastpair import FastPairModel
 
 
 def _graph(slug: str, l_max: int = 1, interaction_layers: int = 1, seed: int = 0):
@@ -194,3 +195,21 @@ def test_pair_model_direct_forces_equal_pair_forces(mode):
     eps2, energy2, none = run(f)
     assert none is None and energy2 == energy
     np.testing.assert_allclose(f - 1.0, f_ref, rtol=0, atol=1e-12 * np.abs(f_ref).max())
+
+
+def test_pair_model_pickled_under_old_module_loads():
+    """LAMMPS exports written before FastPairModel moved from aedistill.fastcalc to
+    aedistill.fastpair name the old module; they still load and give the same energies."""
+    import pickle
+
+    g = _graph("L1-W8-S4")
+    model = FastPairModel(g.modules["network"], g.modules["henergy"])
+    new = pickle.dumps(model, protocol=2)  # torch.save's protocol: GLOBAL module\nname
+    old = new.replace(b"aedistill.fastpair", b"aedistill.fastcalc")  # same length
+    assert b"aedistill.fastcalc\nFastPairModel" in old
+    assert b"aedistill.fastcalc\n_DirectedInteract" in old
+    loaded = pickle.loads(old)
+    assert type(loaded) is FastPairModel
+    none = np.zeros(0, dtype=np.int64)
+    args = (np.zeros(2, dtype=np.int64), none, none, np.zeros((0, 3)), 2)
+    assert loaded.evaluate(*args)[1] == model.evaluate(*args)[1]

@@ -1,13 +1,14 @@
 """The pair kernels of the fast calculator (aedistill.pairkernels) against independent
-paths: the polynomial exp/sin/cos against numpy's libm within 2 ulp, and the one-feature
-environment kernels against the general ones (and their backward against finite
-differences of the forward)."""
+paths: the polynomial exp/sin/cos (aedistill.fastmath) against numpy's libm within 2 ulp,
+and the one-feature environment kernels against the general ones (and their backward
+against finite differences of the forward)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from aedistill import fastmath
 from aedistill import pairkernels as pk
 from aedistill.neighbours import half_pairs
 
@@ -21,7 +22,7 @@ def test_polynomial_exp_within_2_ulp():
         [-np.geomspace(1e-300, 700.0, 100001), np.linspace(-700.0, 0.0, 100001), [0.0, -0.0]]
     )
     y, t = x.copy(), np.empty_like(x)
-    pk._exp_poly(y, y.view(np.int64), t, t.view(np.int64), len(y))
+    fastmath._exp_poly(y, y.view(np.int64), t, t.view(np.int64), len(y))
     assert _ulp(y, np.exp(x)).max() <= 2.0
 
 
@@ -30,7 +31,7 @@ def test_polynomial_sin_cos_within_2_ulp():
         [np.linspace(0.0, np.pi / 2, 200001), np.geomspace(1e-300, np.pi / 2, 50001)]
     )
     s, c = np.empty_like(x), np.empty_like(x)
-    pk._sin_cos_poly(x, s, c, len(x))
+    fastmath._sin_cos_poly(x, s, c, len(x))
     assert _ulp(s, np.sin(x)).max() <= 2.0
     assert _ulp(c, np.cos(x)).max() <= 2.0
 
@@ -82,10 +83,11 @@ def test_single_species_kernels_equal_general(vec):
         assert fd == pytest.approx(grad_single[a, k], rel=1e-6, abs=1e-8)
 
 
-def test_pairkernels_do_not_import_torch():
+@pytest.mark.parametrize("module", ["pairkernels", "directedkernels", "fastmath"])
+def test_kernels_do_not_import_torch(module):
     import subprocess
     import sys
 
-    code = "import sys, aedistill.pairkernels; print('torch' in sys.modules)"
+    code = f"import sys, aedistill.{module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

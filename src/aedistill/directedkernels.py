@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from aedistill.pairkernels import _finish_terms, _term_buffers
+from aedistill.pairkernels import _finish_terms, _pair_vector_grad, _term_buffers
 
 
 def directed_terms(pairs, mu_inv, sigma, rc, buffers=None):
@@ -119,10 +119,9 @@ def env_backward_directed(pi, pj, both, sel, unit, sens, dsens, m, z, vec, g, gr
             gux += sk * hx
             guy += sk * hy
             guz += sk * hz
-        gu_dot = gux * ux + guy * uy + guz * uz
-        grad_pair[p, 0] = de_dd * ux + (gux - gu_dot * ux) * inv
-        grad_pair[p, 1] = de_dd * uy + (guy - gu_dot * uy) * inv
-        grad_pair[p, 2] = de_dd * uz + (guz - gu_dot * uz) * inv
+        grad_pair[p, 0], grad_pair[p, 1], grad_pair[p, 2] = _pair_vector_grad(
+            de_dd, gux, guy, guz, ux, uy, uz, inv
+        )
 
 
 @njit(cache=True, fastmath=True)
@@ -223,10 +222,9 @@ def env_backward_directed_single(pi, pj, both, sel, unit, sens, dsens, m, vec, g
                 if two:
                     a_k += g[j, 0, k]
                 de_dd += a_k * dsens[q, k]
-        gu_dot = gux * ux + guy * uy + guz * uz
-        grad_pair[p, 0] = de_dd * ux + (gux - gu_dot * ux) * inv
-        grad_pair[p, 1] = de_dd * uy + (guy - gu_dot * uy) * inv
-        grad_pair[p, 2] = de_dd * uz + (guz - gu_dot * uz) * inv
+        grad_pair[p, 0], grad_pair[p, 1], grad_pair[p, 2] = _pair_vector_grad(
+            de_dd, gux, guy, guz, ux, uy, uz, inv
+        )
     for t in range(prev + 1, grad_pair.shape[0]):
         grad_pair[t, 0] = 0.0
         grad_pair[t, 1] = 0.0
@@ -288,10 +286,7 @@ def forces_directed_single(pi, pj_list, pj, both, sel, unit, sens, dsens, m, vec
                 if two:
                     a_k += g[j, 0, k]
                 de_dd += a_k * dsens[q, k]
-        gu_dot = gux * ux + guy * uy + guz * uz
-        fx = de_dd * ux + (gux - gu_dot * ux) * inv
-        fy = de_dd * uy + (guy - gu_dot * uy) * inv
-        fz = de_dd * uz + (guz - gu_dot * uz) * inv
+        fx, fy, fz = _pair_vector_grad(de_dd, gux, guy, guz, ux, uy, uz, inv)
         jl = pj_list[p]
         fix += fx
         fiy += fy

@@ -21,6 +21,17 @@ from numba import njit
 from aedistill.fastmath import _cutoff_terms, _exp_poly
 
 
+@njit(cache=True, inline="always")
+def _pair_vector_grad(de_dd, gux, guy, guz, ux, uy, uz, inv):
+    """dE/dr_ij from dE/dd (distance) and dE/du (unit vector u = r/d, ``inv`` = 1/d):
+    dE/dd u + (dE/du − (dE/du·u) u) / d."""
+    gu_dot = gux * ux + guy * uy + guz * uz
+    fx = de_dd * ux + (gux - gu_dot * ux) * inv
+    fy = de_dd * uy + (guy - gu_dot * uy) * inv
+    fz = de_dd * uz + (guz - gu_dot * uz) * inv
+    return fx, fy, fz
+
+
 @njit(cache=True)
 def _pair_geometry(r_pos, shiftvec, pi, pj, mu_inv, sigma, rc, sel, unit, cuts, arg):
     """Pairs within ``rc``: index, unit vector and 1/d, the cutoff's phase π d/(2 rc), and the
@@ -201,11 +212,7 @@ def env_backward(pi, pj, sel, unit, sens, dsens, m, z, vec, g, need_gz, grad_r, 
             gux += sk * hx
             guy += sk * hy
             guz += sk * hz
-        # dE/dr = dE/dd u + (dE/du − (dE/du·u) u) / d
-        gu_dot = gux * ux + guy * uy + guz * uz
-        fx = de_dd * ux + (gux - gu_dot * ux) * inv
-        fy = de_dd * uy + (guy - gu_dot * uy) * inv
-        fz = de_dd * uz + (guz - gu_dot * uz) * inv
+        fx, fy, fz = _pair_vector_grad(de_dd, gux, guy, guz, ux, uy, uz, inv)
         grad_r[j, 0] += fx
         grad_r[j, 1] += fy
         grad_r[j, 2] += fz
@@ -307,11 +314,7 @@ def env_backward_single(pi, pj, sel, unit, sens, dsens, m, vec, g, grad_r):
         else:
             for k in range(n_s):
                 de_dd += (g[i, 0, k] + g[j, 0, k]) * dsens[q, k]
-        # dE/dr = dE/dd u + (dE/du − (dE/du·u) u) / d
-        gu_dot = gux * ux + guy * uy + guz * uz
-        fx = de_dd * ux + (gux - gu_dot * ux) * inv
-        fy = de_dd * uy + (guy - gu_dot * uy) * inv
-        fz = de_dd * uz + (guz - gu_dot * uz) * inv
+        fx, fy, fz = _pair_vector_grad(de_dd, gux, guy, guz, ux, uy, uz, inv)
         grad_r[j, 0] += fx
         grad_r[j, 1] += fy
         grad_r[j, 2] += fz

@@ -8,23 +8,28 @@ and the energy head as the model's own torch modules, and only on LAMMPS' *local
 (ghost atoms only contribute their one-hot species). Same energies and forces
 (``tests/integration/test_lammps.py`` compares both exports with the ASE calculator).
 
-Neighbour lists, fastest first (which one a run gets depends on the LAMMPS build):
+Neighbour lists, fastest first (which one a run gets depends on the LAMMPS build and on
+whether the model is :meth:`FastMLIAPModel.attach`-ed to the LAMMPS instance):
 
-1. *Half list with ghost communication* (the LAMMPS that ``scripts/install_lammps.sh`` builds;
-   ML-IAP patched by ``scripts/lammps-mliap.patch``; any number of MPI ranks, attached or
-   not). The patched ML-IAP tells the model it can communicate (``ghost_comm``), so the model
-   asks for a half list (``request_half_list``) and declares ``comm_columns``, the doubles per
-   atom of its environment sum. Each pair is listed once on one rank (newton on), a pair to a
-   ghost atom included; it adds its terms to both atoms' environment sums, the ghost's into
-   the ghost's own row; LAMMPS' reverse communication adds every ghost row to its owner's
-   (another rank's atom or a periodic image on this rank), the owners' energies follow, and
-   a forward communication brings each owner's dE/d(environment) back to its ghosts for the
-   pair forces (LAMMPS then sends the ghosts' forces to their owners as for any pair style).
-   The same pattern as EAM's density. Cost per step: two messages per swap of
-   ``comm_columns`` doubles per ghost atom (the environment sums, then their gradient).
-2. *Half list with owners* (a LAMMPS patched without communication, one process,
-   :meth:`FastMLIAPModel.attach`-ed): every ghost images a local atom, read from the atom
-   tags; each pair feeds both atoms directly.
+1. *Half list with owners* (the project's patched ML-IAP, ``scripts/lammps-mliap.patch``, or
+   a LAMMPS patched without its communication; one process, attached): every ghost images a
+   local atom, read from the atom tags (a map kept until the tags change, i.e. until the
+   next neighbour-list build); each pair feeds both atoms' rows directly, the ghost's terms
+   its owner's, and the pair force on a ghost reaches the owner by LAMMPS' own reverse
+   communication of forces. No ghost rows, no communication of the model's: ~6 % faster
+   than 2. at 4,000 atoms (bench/lammps_vs_ase.py, docs/record.md).
+2. *Half list with ghost communication* (the patched ML-IAP, any number of MPI ranks;
+   loaded from the file or on several ranks). The patched ML-IAP tells the model it can
+   communicate (``ghost_comm``), so the model asks for a half list (``request_half_list``)
+   and declares ``comm_columns``, the doubles per atom of its environment sum. Each pair is
+   listed once on one rank (newton on), a pair to a ghost atom included; it adds its terms
+   to both atoms' environment sums, the ghost's into the ghost's own row; LAMMPS' reverse
+   communication adds every ghost row to its owner's (another rank's atom or a periodic
+   image on this rank), the owners' energies follow, and a forward communication brings
+   each owner's dE/d(environment) back to its ghosts for the pair forces (LAMMPS then sends
+   the ghosts' forces to their owners as for any pair style). The same pattern as EAM's
+   density. Cost per step: two messages per swap of ``comm_columns`` doubles per ghost
+   atom (the environment sums, then their gradient).
 3. *Full list* (unpatched LAMMPS): every pair is listed twice; pairs of two local atoms, and
    given the owners (attached) pairs to a ghost of a local atom, are evaluated once; a pair
    to another rank's ghost is evaluated on both ranks, each for its own atom. Correct on any
@@ -85,18 +90,27 @@ class FastMLIAPModel(MLIAPUnified):
         return self.pair_model.comm_columns
 
     def attach(self, lmp) -> None:
-        """Read ghost atoms' owners from ``lmp``'s atom tags on every step (or ``None``);
-        needed only for a half list without ghost communication (a one-process run of a
-        LAMMPS whose ML-IAP is patched without it)."""
+        """Read ghost atoms' owners from ``lmp``'s atom tags (or ``None``: stop). On one
+        process every ghost's owner is then a local atom: a half list's ghost terms go
+        straight to the owners' rows, without ghost rows or communication (also where the
+        patched ML-IAP could communicate; see ``owners_over_comm``); with a full list each
+        pair to a ghost is evaluated once."""
         self._lmp = lmp
+        self._world_size = None if lmp is None else int(lmp.extract_setting("world_size"))
+        self._owner_cache = None
         self.half_list = False
+
+    # On one attached process, map ghosts to their owners rather than communicate (measured:
+    # bench/lammps_vs_ase.py, docs/record.md); False: communicate as on several processes
+    # (the tests compare both)
+    owners_over_comm = True
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_lmp"] = None  # a LAMMPS instance is not part of the model
         if "interface" in state:
             state["interface"] = None  # ML-IAP's handle of the run that loaded the model
-        for run_only in ("ghost_comm", "half_list"):
+        for run_only in ("ghost_comm", "half_list", "_world_size", "_owner_cache"):
             state.pop(run_only, None)  # set per LAMMPS run
         return state
 
@@ -105,16 +119,27 @@ class FastMLIAPModel(MLIAPUnified):
         self.__dict__.update(state)
 
     def _owners(self, data, iatoms: np.ndarray) -> np.ndarray | None:
-        """Local (listed) atom index that each atom is an image of, −1 for other owners."""
+        """Local (listed) atom index that each atom is an image of, −1 for other owners;
+        None without an attached LAMMPS or without atom IDs.
+
+        A function of the atom tags (local and ghost atoms, in LAMMPS' order) and of the
+        listed atoms only: kept while both are unchanged (between neighbour-list builds: a
+        rebuild re-creates the ghosts and may sort the atoms), checked on every call."""
         if self._lmp is None:
             return None
         n_total = int(data.ntotal)
-        tags = np.asarray(self._lmp.numpy.extract_atom("id", nelem=n_total), dtype=np.int64)
+        raw = self._lmp.numpy.extract_atom("id", nelem=n_total)  # a view of LAMMPS' array
+        cache = self.__dict__.get("_owner_cache")
+        if cache is not None and np.array_equal(cache[0], raw) and np.array_equal(cache[1], iatoms):
+            return cache[2]
+        tags = np.asarray(raw, dtype=np.int64)
         if len(iatoms) == 0 or tags[iatoms].min() <= 0:  # no atom IDs (atom_modify id no)
             return None
         local = np.full(int(tags.max()) + 1, -1, dtype=np.int64)
         local[tags[iatoms]] = iatoms
-        return local[tags]
+        owner = local[tags]
+        self._owner_cache = (np.array(raw), np.array(iatoms), owner)
+        return owner
 
     def compute_descriptors(self, data) -> None:  # not used by a unified model
         pass
@@ -125,7 +150,14 @@ class FastMLIAPModel(MLIAPUnified):
     def compute_forces(self, data) -> None:
         """Per-atom energies, total energy and pair forces of LAMMPS' local atoms."""
         n_list = int(data.nlistatoms)
+        iatoms = np.asarray(data.iatoms)[:n_list]
         comm = self.half_list and self.ghost_comm  # collective: every rank takes part
+        owner = None
+        # attached: the ghosts' local owners, where they serve (no communication, or one
+        # process, where every ghost's owner is local)
+        if not comm or (self.owners_over_comm and self.__dict__.get("_world_size") == 1):
+            owner = self._owners(data, iatoms)
+            comm = comm and owner is None
         if n_list == 0 and not comm:
             return
         npairs = int(data.npairs)
@@ -136,13 +168,9 @@ class FastMLIAPModel(MLIAPUnified):
         else:
             pair_i = pair_j = np.zeros(0, dtype=np.int64)
             rij = np.zeros((0, 3))
-        iatoms = np.asarray(data.iatoms)[:n_list]
-        if comm:  # rows nlocal.. are ghosts, whose sums go to their owners
-            n_first = int(data.nlocal)
-            owner = None
-        else:
-            n_first = int(iatoms.max()) + 1  # pair_i holds listed atoms only
-            owner = self._owners(data, iatoms)
+        # rows nlocal.. are ghosts, whose sums go to their owners (comm); pair_i holds
+        # listed atoms only
+        n_first = int(data.nlocal) if comm else int(iatoms.max()) + 1
         # without a virial to tally (vflag), the pair forces go straight into LAMMPS' f
         f = data.f if npairs > 0 and not int(data.vflag) else None
         direct = f is not None and self.pair_model.direct_forces

@@ -62,11 +62,12 @@ def test_lammps_equals_ase_calculator(
     tmp_path, monkeypatch, arch, l_max, implementation, attach, comm
 ):
     """The three neighbour-list paths of the fast model (aedistill.mliap_model): the patched
-    ML-IAP's half list with ghost communication, attached or loaded by LAMMPS from the file
-    as in a user's input script (``fast-attached``, ``fast-from-file``); without the
-    communication (the model declares no ``comm_columns``, as with a LAMMPS patched without
-    it) the half list with ghost owners from the atom tags (``fast-owners``) or, loaded from
-    the file, a full list with each pair to a ghost evaluated from both sides."""
+    ML-IAP's half list, attached (one process: ghost owners from the atom tags,
+    ``fast-attached``) or loaded by LAMMPS from the file as in a user's input script (ghost
+    communication, ``fast-from-file``); without the communication (the model declares no
+    ``comm_columns``, as with a LAMMPS patched without it) the half list with ghost owners
+    (``fast-owners``) or, loaded from the file, a full list with each pair to a ghost
+    evaluated from both sides."""
     from aedistill.lammps import export_mliap, lammps_energy_forces
     from aedistill.mliap_model import FastMLIAPModel
     from aedistill.models import make_calculator
@@ -227,9 +228,10 @@ def test_default_teacher_liquid_first_peak(tmp_path, repo):
     assert abs(timing["temperature_mean_K"] - config["lammps"]["temperature"]) < 100
 
 
-def _nve_positions(mliap, atoms, steps: int, virial: bool) -> np.ndarray:
+def _nve_positions(mliap, atoms, steps: int, virial: bool, extra=()) -> np.ndarray:
     """Positions after ``steps`` NVE steps in LAMMPS; ``virial``: pressure on every step
-    (thermo 1), so that every force call also tallies a virial."""
+    (thermo 1), so that every force call also tallies a virial; ``extra``: commands before
+    the run."""
     from ase.data import atomic_masses
 
     from aedistill.lammps import (
@@ -256,6 +258,7 @@ def _nve_positions(mliap, atoms, steps: int, virial: bool) -> np.ndarray:
             "\n".join(
                 ["velocity all create 600 7 loop geom", "timestep 0.002", "fix 1 all nve"]
                 + thermo
+                + list(extra)
                 + [f"run {steps}"]
             )
         )
@@ -287,3 +290,56 @@ def test_lammps_direct_forces_equal_pair_forces(tmp_path, monkeypatch):
     x_direct = _nve_positions(mliap, atoms, 20, virial=False)
     assert sum(direct) >= 19
     assert np.abs(x_direct - x_pair).max() <= 1e-9
+
+
+def test_one_process_owners_equal_ghost_communication(tmp_path, monkeypatch):
+    """Attached on one process, the fast model maps each ghost to its local owner (atom
+    tags) instead of communicating ghost rows (FastMLIAPModel.owners_over_comm): the same
+    energy and forces as the ghost-communication path to 1e-10, and the same NVE trajectory
+    across neighbour-list rebuilds and atom sorts, which renew the cached owner map."""
+    from aedistill.fastpair import FastPairModel
+    from aedistill.lammps import export_mliap, lammps_energy_forces
+    from aedistill.mliap_model import FastMLIAPModel
+
+    comm_calls = []
+    evaluate = FastPairModel.evaluate
+
+    def spy(self, *args, **kwargs):
+        comm_calls.append(kwargs.get("ghost_comm") is not None)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastPairModel, "evaluate", spy)
+    owners = FastMLIAPModel._owners
+    computed = []
+
+    def count(self, data, iatoms):
+        cached = self.__dict__.get("_owner_cache")
+        out = owners(self, data, iatoms)
+        computed.append(self.__dict__.get("_owner_cache") is not cached)
+        return out
+
+    monkeypatch.setattr(FastMLIAPModel, "_owners", count)
+    mliap = export_mliap(_model(tmp_path, "m", Arch(1, 8, 4)), tmp_path / "m.mliap.pt", "fast")
+    results = {}
+    for over in (True, False):
+        monkeypatch.setattr(FastMLIAPModel, "owners_over_comm", over)
+        comm_calls.clear()
+        for name, atoms in _structures().items():
+            results[over, name] = lammps_energy_forces(mliap, atoms, attach=True)
+        assert comm_calls and set(comm_calls) == {not over}
+    for name in _structures():
+        (e_own, f_own), (e_comm, f_comm) = results[True, name], results[False, name]
+        assert abs(e_own - e_comm) <= 1e-10 * abs(e_comm), name
+        assert np.abs(f_own - f_comm).max() <= 1e-10 * np.abs(f_comm).max(), name
+
+    # a short skin and frequent sorting: the ghosts and the atom order change during the run
+    atoms = _structures()["cubic_strained"]
+    extra = ["neighbor 0.2 bin", "neigh_modify every 1 delay 0 check yes", "atom_modify sort 3 2.0"]
+    trajectories = {}
+    for over in (True, False):
+        monkeypatch.setattr(FastMLIAPModel, "owners_over_comm", over)
+        computed.clear()
+        trajectories[over] = _nve_positions(mliap, atoms, 30, virial=False, extra=extra)
+        if over:
+            assert 3 <= sum(computed) < len(computed)  # renewed on rebuilds, kept between
+    assert np.abs(trajectories[True] - trajectories[False]).max() <= 1e-9

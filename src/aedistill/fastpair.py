@@ -272,7 +272,7 @@ class FastPairModel(_FastHipnn):
         # a half list feeds both atoms of every pair (j: a local atom, or with ``comm`` a
         # ghost row): the ASE calculator's half-list kernels, faster than the directed ones
         # with their per-pair ``both`` (L1-W8-S4, 4,000 atoms: 3.6 → 3.0 ms per step forward,
-        # 3.1 → 2.3 backward with forces)
+        # 3.1 → 2.4 backward with forces)
         half_single = single and st.half
 
         def env_sum(_b, _x):

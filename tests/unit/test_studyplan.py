@@ -224,8 +224,19 @@ def test_the_paper_protocol_study_plans_its_variants(in_repo):
     runs = {r.reference: r.config for r in study.runs}
     assert list(runs) == [
         "emt", "emt-total", "emt-total-leaky", "ani-al-model-total", "ani-al-model",
-        "ani-al-model-total-leaky", "meam-total", "meam",
+        "ani-al-model-total-leaky", "meam-total", "meam", "ani-al-model-8x",
     ]  # fmt: skip
+    # H10's grid (docs/study.md part 8): the roles H1 and H2 test, on 8x each data family
+    eight = runs.pop("ani-al-model-8x")
+    one = runs["ani-al-model"]
+    assert eight["grid"]["roles"] == ["control", "matched_control", "student"]
+    assert eight["grid"]["w_A_sweep"] == []
+    assert eight["loss"] == one["loss"] and eight["loss"]["energy"] == "per_atom"
+    for family in ("n_bulk", "n_vacancy", "n_surface", "n_md"):
+        gen = (eight["dataset"]["generate"], one["dataset"]["generate"])
+        assert gen[0][family] == 8 * gen[1][family], family
+    for key in ("teachers", "training", "model", "labels"):
+        assert eight[key] == one[key], key
     for ref, config in runs.items():
         base = ref.split("-total")[0]
         assert config["loss"]["energy"] == ("total" if "-total" in ref else "per_atom"), ref

@@ -276,12 +276,14 @@ class FastPairModel(_FastHipnn):
         half_single = single and st.half
 
         def env_sum(_b, _x):
-            if half_single:
+            if single:
                 env = np.zeros((n_rows, nc, n_s))
-                env_forward_single(st.pi, st.pj, sel, unit, sens, m, lay.vec, env)
-            elif single:
-                env = np.zeros((n_rows, nc, n_s))
-                env_forward_directed_single(st.pi, st.pj, st.both, sel, unit, sens, m, lay.vec, env)
+                if half_single:
+                    env_forward_single(st.pi, st.pj, sel, unit, sens, m, lay.vec, env)
+                else:
+                    env_forward_directed_single(
+                        st.pi, st.pj, st.both, sel, unit, sens, m, lay.vec, env
+                    )
             else:
                 env = np.zeros((n_rows, nf, n_s, nc))
                 env_forward_directed(

@@ -267,21 +267,29 @@ def _nve_positions(mliap, atoms, steps: int, virial: bool, extra=()) -> np.ndarr
         lmp.close()
 
 
+def _spy_evaluate(monkeypatch, keyword: str) -> list[bool]:
+    """Record, for every FastPairModel.evaluate call, whether ``keyword`` was passed (not
+    None); the list is filled as LAMMPS calls the model."""
+    from aedistill.fastpair import FastPairModel
+
+    calls: list[bool] = []
+    evaluate = FastPairModel.evaluate
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs.get(keyword) is not None)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastPairModel, "evaluate", spy)
+    return calls
+
+
 def test_lammps_direct_forces_equal_pair_forces(tmp_path, monkeypatch):
     """On steps without a virial the fast model adds its pair forces to LAMMPS' forces
     itself (FastPairModel.evaluate(forces=...)) instead of ML-IAP's update_pair_forces: the
     same NVE trajectory as with a virial on every step (update_pair_forces throughout)."""
-    from aedistill.fastpair import FastPairModel
     from aedistill.lammps import export_mliap
 
-    direct = []
-    evaluate = FastPairModel.evaluate
-
-    def spy(self, *args, **kwargs):
-        direct.append(kwargs.get("forces") is not None)
-        return evaluate(self, *args, **kwargs)
-
-    monkeypatch.setattr(FastPairModel, "evaluate", spy)
+    direct = _spy_evaluate(monkeypatch, "forces")
     mliap = export_mliap(_model(tmp_path, "m", Arch(1, 8, 4)), tmp_path / "m.mliap.pt", "fast")
     atoms = _structures()["cubic_strained"]
     x_pair = _nve_positions(mliap, atoms, 20, virial=True)
@@ -297,18 +305,10 @@ def test_one_process_owners_equal_ghost_communication(tmp_path, monkeypatch):
     tags) instead of communicating ghost rows (FastMLIAPModel.owners_over_comm): the same
     energy and forces as the ghost-communication path to 1e-10, and the same NVE trajectory
     across neighbour-list rebuilds and atom sorts, which renew the cached owner map."""
-    from aedistill.fastpair import FastPairModel
     from aedistill.lammps import export_mliap, lammps_energy_forces
     from aedistill.mliap_model import FastMLIAPModel
 
-    comm_calls = []
-    evaluate = FastPairModel.evaluate
-
-    def spy(self, *args, **kwargs):
-        comm_calls.append(kwargs.get("ghost_comm") is not None)
-        return evaluate(self, *args, **kwargs)
-
-    monkeypatch.setattr(FastPairModel, "evaluate", spy)
+    comm_calls = _spy_evaluate(monkeypatch, "ghost_comm")
     owners = FastMLIAPModel._owners
     computed = []
 

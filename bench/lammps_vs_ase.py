@@ -12,7 +12,9 @@ script would load the file (``fast, file``); with the patched ML-IAP of
 scripts/install_lammps.sh both get a half neighbour list, each pair evaluated once, the
 ghosts' environment sums communicated to their owners (aedistill.mliap_model; an unpatched
 LAMMPS gives ``fast, file`` a full list). First lines: LAMMPS with an ML-IAP model that does no work, with a full and with
-a half neighbour list (LAMMPS' floor for this system). The ``in model`` column is the part of the attached
+a half neighbour list, and on a half list with raw pairs (the patched ML-IAP's list and
+positions, as the ``fast`` model takes them: no per-step pair arrays), LAMMPS' floor for
+this system. The ``in model`` column is the part of the attached
 ``fast`` step spent inside the model's ``compute_forces`` (the rest is LAMMPS: neighbour
 lists, ML-IAP's pair arrays, integration). Prints LAMMPS / ASE ratios (goal of issue 6: LAMMPS ≤ ASE, i.e. ratio ≤ 1, at ≥ 4k atoms).
 Each time is the fastest of ``--repeats`` runs, ASE and LAMMPS taking turns (a busy neighbour
@@ -56,10 +58,12 @@ class _ModelClock:
         self.cls.compute_forces = self.orig
 
 
-def null_pair_commands(lmp, rc: float, half: bool = False) -> list[str]:
+def null_pair_commands(lmp, rc: float, half: bool = False, raw: bool = False) -> list[str]:
     """ML-IAP unified model that does no work (zero energy, zero pair forces): what LAMMPS'
     ML-IAP machinery costs per step with a free model (pair arrays, Python call, force
-    accumulation, neighbour lists, integration); ``half``: asks for a half neighbour list."""
+    accumulation, neighbour lists, integration); ``half``: asks for a half neighbour list;
+    ``raw``: asks for raw pairs (the patched ML-IAP then skips its pair arrays, as for the
+    ``fast`` model: no pair arrays to build, no pair forces to add)."""
     import lammps.mliap
     from lammps.mliap.mliap_unified_abc import MLIAPUnified
 
@@ -75,25 +79,34 @@ def null_pair_commands(lmp, rc: float, half: bool = False) -> list[str]:
             pass
 
         def compute_forces(self, data):
+            data.eatoms = np.zeros(int(data.nlistatoms))
+            data.energy = 0.0
+            if getattr(data, "rawpairs", 0):
+                return
             n = int(data.npairs)
             if len(self.zeros) < n:
                 self.zeros = np.zeros((2 * n, 3))
-            data.eatoms = np.zeros(int(data.nlistatoms))
-            data.energy = 0.0
             data.update_pair_forces(self.zeros[:n])
 
     model = NullModel()
     model.request_half_list = half
+    model.request_raw_pairs = raw
     lammps.mliap.load_unified(model)
     return ["pair_style mliap unified EXISTS 0", "pair_coeff * * Al"]
 
 
 def lammps_loop(
-    mliap: str | None, supercell: int, steps: int, warmup: int = 5, attach: bool = True
+    mliap: str | None,
+    supercell: int,
+    steps: int,
+    warmup: int = 5,
+    attach: bool = True,
+    raw: bool = False,
 ) -> tuple[float, float]:
     """Seconds per step per atom of LAMMPS NVE (setup and warm-up excluded), and of that the
     part inside a ``fast`` model's compute_forces (0 for other exports). ``mliap=None``: the
-    no-work model of :func:`null_pair_commands` (7.5 Å cutoff; ``attach``: half list)."""
+    no-work model of :func:`null_pair_commands` (7.5 Å cutoff; ``attach``: half list;
+    ``raw``: raw pairs)."""
     from aedistill.lammps import AL_MASS, mliap_pair_commands, new_lammps
 
     lmp = new_lammps()
@@ -112,7 +125,7 @@ def lammps_loop(
                     *(
                         mliap_pair_commands(lmp, mliap, ["Al"], attach=attach)
                         if mliap is not None
-                        else null_pair_commands(lmp, 7.5, half=attach)
+                        else null_pair_commands(lmp, 7.5, half=attach, raw=raw)
                     ),
                     f"neighbor {SKIN} bin",  # the ASE fast calculator's Verlet skin
                     "velocity all create 300 12345 loop geom",
@@ -150,12 +163,13 @@ def main() -> None:
         f"{n_atoms} atoms, {a.steps} NVE steps after warm-up, 1 thread, fastest of {a.repeats}; "
         "µs per atom-step"
     )
-    for half in (False, True):
+    for half, raw in ((False, False), (True, False), (True, True)):
         floor = min(
-            lammps_loop(None, a.supercell, a.steps, attach=half)[0] for _ in range(a.repeats)
+            lammps_loop(None, a.supercell, a.steps, attach=half, raw=raw)[0]
+            for _ in range(a.repeats)
         )
-        kind = "half" if half else "full"
-        print(f"LAMMPS ML-IAP, a model that does no work, {kind} list: {us(floor)} per atom-step")
+        kind = ("half" if half else "full") + (" list, raw pairs" if raw else " list")
+        print(f"LAMMPS ML-IAP, a model that does no work, {kind}: {us(floor)} per atom-step")
     print(
         f"{'arch':>12} {'ASE fast':>11} {'LAMMPS fast':>11} {'(in model)':>11} "
         f"{'fast, file':>11} {'hippynn':>11}  ratios to ASE"

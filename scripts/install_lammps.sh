@@ -6,6 +6,7 @@
 #
 # usage: scripts/install_lammps.sh [VENV]               (default VENV=./.venv)
 #        scripts/install_lammps.sh --fetch-only         (only get, verify and unpack the source)
+#        scripts/install_lammps.sh --source-only        (that, and patch it as a build would)
 #        scripts/install_lammps.sh --stamp              (print what a cached build must match)
 # env:   LAMMPS_CACHE    cache dir (default ~/.cache/aedistill-lammps): tarball, source, build
 #                        tree and the finished wheel.
@@ -30,8 +31,9 @@
 # (~3-5 min on 2 idle cores; measured 24 min wall, 571 CPU-s, under nice on 2 cores at load 6).
 # Output: a few progress lines; details go to logs in the cache.
 set -euo pipefail
-FETCH_ONLY=0
+FETCH_ONLY=0; SOURCE_ONLY=0
 if [ "${1:-}" = "--fetch-only" ]; then FETCH_ONLY=1; shift; fi
+if [ "${1:-}" = "--source-only" ]; then FETCH_ONLY=1; SOURCE_ONLY=1; shift; fi
 CACHE=${LAMMPS_CACHE:-$HOME/.cache/aedistill-lammps}
 VERSION=20250204                                   # lammps.version() of the 4Feb2025 release
 # (a) Debian trixie's orig tarball (source package lammps=20250204+dfsg.1-2; top directory
@@ -178,8 +180,66 @@ fetch_source() {
   mv "${tops[0]}" "$SRCDIR" && rm -rf "$tmp"
 }
 
+# the tarball a source can be re-extracted from (as fetch_source would pick it), if any
+cached_tarball() {
+  if [ -n "${LAMMPS_TARBALL:-}" ] && [ -f "$LAMMPS_TARBALL" ]; then echo "$LAMMPS_TARBALL"
+  elif [ -f "$CACHE/$DEB_TARBALL" ]; then echo "$CACHE/$DEB_TARBALL"
+  elif [ -f "$CACHE/$UP_TARBALL" ]; then echo "$CACHE/$UP_TARBALL"
+  else return 1
+  fi
+}
+
+# ML-IAP's sources as released again, for a source patched by an earlier version of this
+# script (no record of its patch, so it cannot be taken back): only src/ML-IAP is
+# re-extracted, with fresh times (-m) so that the build recompiles just those files
+reextract_mliap() {
+  local tarball tmp=$CACHE/mliap.tmp
+  if ! tarball=$(cached_tarball); then rm -rf "$SRCDIR"; fetch_source; return; fi
+  verify_tarball "$tarball" >/dev/null
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  tar -C "$tmp" --no-same-owner -m -xf "$tarball" --wildcards '*/src/ML-IAP/*' \
+    || die "$tarball: cannot extract src/ML-IAP"
+  local dirs=("$tmp"/*/src/ML-IAP)
+  [ -d "${dirs[0]}" ] || die "$tarball: no src/ML-IAP in it"
+  rm -rf "$SRCDIR/src/ML-IAP" && mv "${dirs[0]}" "$SRCDIR/src/ML-IAP" && rm -rf "$tmp"
+}
+
+# the source as the build needs it: torch's weights_only and scripts/lammps-mliap.patch.
+# The patch applied is kept beside the source ($MARKER), so that a newer patch replaces it.
+MARKER=$SRCDIR/.aedistill-mliap.patch
+prepare_source() {
+  # torch>=2.6 defaults torch.load(weights_only=True), which refuses the pickled hippynn
+  # MLIAPInterface of 'pair_style mliap unified model.pt 0': patch the two loaders
+  # (idempotent; without it, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is needed at run time).
+  local pyx=("$SRCDIR"/src/ML-IAP/mliap_unified_couple.pyx "$SRCDIR"/src/ML-IAP/mliap_model_python_couple.pyx)
+  sed -i 's/torch\.load(str_fname)/torch.load(str_fname, weights_only=False)/' "${pyx[@]}"
+  # ML-IAP speed and reach (scripts/lammps-mliap.patch): (a) MLIAPData sized its
+  # lmp_firstneigh copy atoms x all pairs (quadratic; ~4k page faults per step at 4k atoms),
+  # now atoms x most neighbours of one atom; (b) a unified model may ask for a half
+  # neighbour list (request_half_list), so that each pair is listed and summed once; (c) it
+  # may communicate per-atom arrays between ghosts and owners (several MPI ranks); (d) it
+  # may take the whole neighbour list and the positions (request_raw_pairs) instead of
+  # ML-IAP's pair arrays, refilled only after a list build.
+  if patch -d "$SRCDIR" -p1 -R --dry-run -s -f < "$PATCH" >/dev/null 2>&1; then
+    cmp -s "$PATCH" "$MARKER" || cp "$PATCH" "$MARKER"
+    return 0
+  fi
+  if [ -f "$MARKER" ] && patch -d "$SRCDIR" -p1 -R --dry-run -s -f < "$MARKER" >/dev/null 2>&1; then
+    step "taking back the previous ML-IAP patch ($MARKER)"
+    patch -d "$SRCDIR" -p1 -R -s -f < "$MARKER" >/dev/null
+  elif ! patch -d "$SRCDIR" -p1 -N --dry-run -s -f < "$PATCH" >/dev/null 2>&1; then
+    step "re-extracting src/ML-IAP (patched by an earlier version of this script)"
+    reextract_mliap
+    sed -i 's/torch\.load(str_fname)/torch.load(str_fname, weights_only=False)/' "${pyx[@]}"
+  fi
+  step "patching ML-IAP ($PATCH)"
+  patch -d "$SRCDIR" -p1 -N -s < "$PATCH" || die "$PATCH does not apply to $SRCDIR"
+  cp "$PATCH" "$MARKER"
+}
+
 if [ "$FETCH_ONLY" = 1 ]; then
   fetch_source
+  [ "$SOURCE_ONLY" = 1 ] && prepare_source
   step "source in $SRCDIR"
   exit 0
 fi
@@ -255,22 +315,9 @@ else
   printf '3.16\n%s\n' "$CMAKE_V" | sort -V -C || die "cmake $CMAKE_V is too old: LAMMPS 4Feb2025 needs cmake >= 3.16"
   "$PY" -m pip install -q numpy cython    # cython: build-time only (the ML-IAP .pyx couplers)
 
-  # 2. the source (see fetch_source above)
+  # 2. the source (see fetch_source above), patched (prepare_source)
   fetch_source
-  # torch>=2.6 defaults torch.load(weights_only=True), which refuses the pickled hippynn
-  # MLIAPInterface of 'pair_style mliap unified model.pt 0': patch the two loaders
-  # (idempotent; without it, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is needed at run time).
-  sed -i 's/torch\.load(str_fname)/torch.load(str_fname, weights_only=False)/' \
-    "$SRCDIR"/src/ML-IAP/mliap_unified_couple.pyx "$SRCDIR"/src/ML-IAP/mliap_model_python_couple.pyx
-  # ML-IAP speed (scripts/lammps-mliap.patch, applied once): (a) MLIAPData sized its
-  # lmp_firstneigh copy atoms x all pairs (quadratic; ~4k page faults per step at 4k atoms),
-  # now atoms x most neighbours of one atom; (b) a unified model may ask for a half
-  # neighbour list (request_half_list; LAMMPS answers half_list = True), so that each pair
-  # is listed, copied and summed once (aedistill's fast model asks in one-process runs).
-  if ! patch -d "$SRCDIR" -p1 -R --dry-run -s -f < "$PATCH" >/dev/null 2>&1; then
-    step "patching ML-IAP ($PATCH)"
-    patch -d "$SRCDIR" -p1 -N -s < "$PATCH"
-  fi
+  prepare_source
 
   # 3. configure (Python_EXECUTABLE pins the venv; optional image libraries off so the
   #    result does not depend on which -dev packages exist), 4. compile (incremental).

@@ -16,15 +16,24 @@ from numba import njit
 
 from aedistill.pairkernels import _finish_terms, _pair_vector_grad, _term_buffers
 
+_NO_ROWS = np.zeros((0, 3))  # the unused one of r_ij and positions
+
 
 def directed_terms(pairs, mu_inv, sigma, rc, buffers=None):
     """(sel, unit, sens, dsens, m) of a full neighbour list, each physical pair once; fills
-    ``pairs.pj`` and ``pairs.both`` (see :func:`_directed_geometry`)."""
+    ``pairs.pj`` and ``pairs.both`` (see :func:`_directed_geometry`). r_ij from
+    ``pairs.rij`` or, where ``pairs.positions`` is set, from the atoms' positions."""
     sel, unit, cuts, arg, dsens, scratch = _term_buffers(len(pairs.pi), len(mu_inv), buffers)
+    pos = pairs.positions
+    if pairs.fixed:  # a half list from positions whose partners are known: geometry only
+        m = _half_geometry(pos, pairs.pi, pairs.pj_list, mu_inv, sigma, rc, sel, unit, cuts, arg)
+        return _finish_terms(sel, unit, cuts, arg, dsens, scratch, m, mu_inv, sigma, rc)
     m = _directed_geometry(
         pairs.pi,
         pairs.pj_list,
-        pairs.rij,
+        pairs.rij if pos is None else _NO_ROWS,
+        _NO_ROWS if pos is None else pos,
+        pos is not None,
         pairs.n_first,
         pairs.owner,
         pairs.half,
@@ -302,7 +311,23 @@ def forces_directed_single(pi, pj_list, pj, both, sel, unit, sens, dsens, m, vec
 
 @njit(cache=True)
 def _directed_geometry(
-    pair_i, pair_j, rij, n_first, owner, half, mu_inv, sigma, rc, sel, pj_eff, both, unit, cuts, arg
+    pair_i,
+    pair_j,
+    rij,
+    pos,
+    from_pos,
+    n_first,
+    owner,
+    half,
+    mu_inv,
+    sigma,
+    rc,
+    sel,
+    pj_eff,
+    both,
+    unit,
+    cuts,
+    arg,
 ):
     """:func:`aedistill.pairkernels._pair_geometry` over a full neighbour list, each physical
     pair kept once.
@@ -317,6 +342,10 @@ def _directed_geometry(
     (i and the owner of j; a self-image feeds i twice, with opposite vectors). For a kept
     entry p: ``sel[q] = p``, ``pj_eff[p]`` the atom whose environment the reverse term feeds,
     ``both[p]`` whether it does. Returns the count kept within ``rc``.
+
+    r_ij = ``rij[p]`` or, with ``from_pos``, ``pos[j] − pos[i]`` (LAMMPS' positions, ghosts
+    included: a whole neighbour list, skin pairs too, as the patched ML-IAP gives a model
+    that asks for raw pairs); the branch on ``from_pos`` is the same for every pair.
 
     The per-pair body repeats ``_pair_geometry``'s on purpose: one shared njit helper made
     both kernels ~30 % slower, also with ``inline="always"`` (bench/lammps_vs_ase.py, L1-W8-S4:
@@ -345,9 +374,14 @@ def _directed_geometry(
                 continue
             else:
                 two = True
-        rx = rij[p, 0]
-        ry = rij[p, 1]
-        rz = rij[p, 2]
+        if from_pos:
+            rx = pos[j, 0] - pos[i, 0]
+            ry = pos[j, 1] - pos[i, 1]
+            rz = pos[j, 2] - pos[i, 2]
+        else:
+            rx = rij[p, 0]
+            ry = rij[p, 1]
+            rz = rij[p, 2]
         d2 = rx * rx + ry * ry + rz * rz
         d = math.sqrt(d2)
         inv = 1.0 / d
@@ -362,5 +396,39 @@ def _directed_geometry(
         for kk in range(n_s):
             q = (inv - mu_inv[kk]) * sigma[kk]
             arg[m, kk] = -0.5 * q * q
+        m += d2 <= rc2  # branch-free, as in _pair_geometry
+    return m
+
+
+@njit(cache=True)
+def _half_geometry(pos, pair_i, pair_j, mu_inv, sigma, rc, sel, unit, cuts, arg):
+    """:func:`aedistill.pairkernels._pair_geometry` of a half list with ghost atoms, r_ij =
+    ``pos[j] − pos[i]`` (no periodic shifts: a ghost is the image), for pairs whose partners
+    are already known (each entry feeds i and the owner of j; see :func:`_directed_geometry`,
+    whose per-pair partner and flag stores this skips: LAMMPS' raw pairs of one neighbour
+    list, the same from one rebuild to the next). Returns the count within ``rc``; body as
+    in ``_pair_geometry`` on purpose (see :func:`_directed_geometry`)."""
+    n_s = mu_inv.shape[0]
+    rc2 = rc * rc
+    half_pi_rc = 0.5 * math.pi / rc
+    m = 0
+    for p in range(pair_i.shape[0]):
+        i = pair_i[p]
+        j = pair_j[p]
+        rx = pos[j, 0] - pos[i, 0]
+        ry = pos[j, 1] - pos[i, 1]
+        rz = pos[j, 2] - pos[i, 2]
+        d2 = rx * rx + ry * ry + rz * rz
+        d = math.sqrt(d2)
+        inv = 1.0 / d
+        sel[m] = p
+        unit[m, 0] = rx * inv
+        unit[m, 1] = ry * inv
+        unit[m, 2] = rz * inv
+        unit[m, 3] = inv
+        cuts[0, m] = half_pi_rc * d  # phase of the cosine cutoff (_finish_terms)
+        for k in range(n_s):
+            q = (inv - mu_inv[k]) * sigma[k]
+            arg[m, k] = -0.5 * q * q
         m += d2 <= rc2  # branch-free, as in _pair_geometry
     return m

@@ -36,9 +36,21 @@ class _DirectedPairs:
     owners' rows to their ghosts' (LAMMPS' ``MLIAPDataPy`` has both)."""
 
     def __init__(
-        self, pi, pj_list, rij, owner, z_all, n_first, half=False, comm=None, buffers=None
+        self,
+        pi,
+        pj_list,
+        rij,
+        owner,
+        z_all,
+        n_first,
+        half=False,
+        comm=None,
+        buffers=None,
+        positions=None,
+        list_key=None,
     ):
         self.pi = pi
+        self.positions = positions
         self.half = half
         self.comm = comm
         self.pj_list = pj_list
@@ -47,6 +59,20 @@ class _DirectedPairs:
         self.z_all = z_all
         self.n_first = n_first
         n = len(pi)
+        # a half list from positions under a key (LAMMPS' raw pairs: one per neighbour-list
+        # build): each entry feeds i and the owner of j (or j's own row with ``comm``); those
+        # partners are computed once per key, not on every step
+        self.fixed = positions is not None and half and list_key is not None
+        if self.fixed:
+            have = None if buffers is None else buffers.get("partners")
+            if have is None or have[0] != list_key or len(have[1]) != n:
+                pj_all = np.asarray(pj_list, dtype=np.int64)
+                k = np.where(pj_all < n_first, pj_all, owner[pj_all])
+                have = (list_key, k, np.ones(n, np.bool_))
+                if buffers is not None:
+                    buffers["partners"] = have
+            self.pj, self.both = have[1], have[2]
+            return
         have = None if buffers is None else buffers.get("pairs")
         if have is None or len(have[0]) < n:  # ``buffers``: reused from call to call
             have = (np.empty(n + n // 4, np.int64), np.empty(n + n // 4, np.bool_))
@@ -175,6 +201,8 @@ class FastPairModel(_FastHipnn):
         half: bool = False,
         ghost_comm=None,
         forces: np.ndarray | None = None,
+        positions: np.ndarray | None = None,
+        list_key=None,
     ) -> tuple[np.ndarray, float, np.ndarray | None]:
         """(ε of atoms 0..n_first−1 (eV), their sum (eV), dE/dr_ij (n_pairs, 3) eV/Å).
 
@@ -197,10 +225,23 @@ class FastPairModel(_FastHipnn):
         its owner wherever that is, on this process or another; the owner's dE/d(environment)
         comes back the same way. Both are called once per evaluation, also with no pairs (they
         are collective across processes).
+
+        ``positions`` (optional, (atoms, 3) float64, ghosts included, e.g. LAMMPS' ``x``):
+        r_ij = positions[j] − positions[i] instead of ``rij`` (then None), so that the list may
+        hold every pair of a Verlet list, those beyond the cutoff included (they are dropped);
+        with ``forces`` only (the pair forces go to the atoms, there is no dE/dr_ij to return).
+        ``list_key`` (with ``positions`` and ``half``): a value that changes whenever the
+        pairs or the owners do (LAMMPS: once per neighbour-list build); while it equals the
+        previous call's, each pair's partner atom is taken from that call.
         """
         n_all = len(elems)
-        z_all = np.zeros((n_all, len(self.species_set) - 1))
-        z_all[np.arange(n_all), np.asarray(elems, dtype=np.int64)] = 1.0
+        buffers = self.__dict__.setdefault("_buffers", {})
+        z_all = buffers.get("z_all")  # the species of a list_key's atoms do not change
+        if list_key is None or z_all is None or z_all[0] != list_key or len(z_all[1]) != n_all:
+            z_all = (list_key, np.zeros((n_all, len(self.species_set) - 1)))
+            z_all[1][np.arange(n_all), np.asarray(elems, dtype=np.int64)] = 1.0
+            buffers["z_all"] = z_all
+        z_all = z_all[1]
         n_pairs = len(pair_i)
         if ghost_comm is not None:
             if not half:
@@ -217,7 +258,15 @@ class FastPairModel(_FastHipnn):
         # is evaluated once into both environments where the partner is known; the dropped
         # entries keep dE/dr = 0. A half list holds each pair once
         # (aedistill.directedkernels._directed_geometry)
-        rij64 = np.ascontiguousarray(rij, dtype=np.float64).reshape(n_pairs, 3)
+        if positions is not None:
+            if forces is None or not self.direct_forces:
+                raise ValueError(
+                    "positions= needs forces= (a single-species model on the dense path)"
+                )
+            positions = np.ascontiguousarray(positions, dtype=np.float64).reshape(n_all, 3)
+            rij64 = np.zeros((n_pairs, 0))  # never read: r_ij comes from the positions
+        else:
+            rij64 = np.ascontiguousarray(rij, dtype=np.float64).reshape(n_pairs, 3)
         pairs = _DirectedPairs(
             _index_array(pair_i),
             _index_array(pair_j),
@@ -227,7 +276,9 @@ class FastPairModel(_FastHipnn):
             n_first,
             half,
             ghost_comm,
-            self.__dict__.setdefault("_buffers", {}),
+            buffers,
+            positions,
+            list_key,
         )
         if forces is not None and not self.direct_forces:
             raise ValueError("forces= needs a single-species model on the dense path")

@@ -35,6 +35,16 @@ whether the model is :meth:`FastMLIAPModel.attach`-ed to the LAMMPS instance):
    to another rank's ghost is evaluated on both ranks, each for its own atom. Correct on any
    number of ranks, slower.
 
+With the patched ML-IAP, a single-species model on the dense path (the fast export of
+every model this project trains) also takes *raw pairs* (``request_raw_pairs``) on 1. and
+2.: on steps without a virial, ML-IAP hands it LAMMPS' whole neighbour list (skin pairs
+included) and the positions instead of its own pair arrays within the cutoff, and refills
+the list's arrays only after a list build; the model's geometry kernel computes r_ij from
+the positions in the pass that drops the pairs beyond the cutoff. ML-IAP's per-step pass
+over the list (distance checks, r_ij and index copies of every pair: ~0.55 µs per
+atom-step at 4,000 atoms) goes, and the pairs' partner atoms, owner map and species are
+kept per list build (``data.rawbuilds``). Steps with a virial take ML-IAP's arrays.
+
 Loading the pickled file in LAMMPS imports this module: the LAMMPS Python must have
 ``aedistill`` installed (it does in the project's venv). Only one interaction layer.
 """
@@ -84,6 +94,20 @@ class FastMLIAPModel(MLIAPUnified):
             return True
         return self._lmp is not None and self._lmp.extract_setting("world_size") == 1
 
+    # Set by the patched ML-IAP when it loads the model: it gives the model the whole
+    # neighbour list and the positions (data.rawpairs on steps without a virial), since the
+    # model asks for them (request_raw_pairs)
+    raw_pairs = False
+
+    @property
+    def request_raw_pairs(self) -> bool:
+        """Ask ML-IAP for every listed pair (skin pairs included) and the positions instead
+        of its pair arrays within the cutoff: the pair kernels then compute r_ij themselves,
+        in the pass that drops the pairs beyond the cutoff, and ML-IAP refills its arrays
+        only after a neighbour-list build instead of on every step (patched ML-IAP; the
+        model must add its pair forces to LAMMPS' ``f`` itself: single species, dense path)."""
+        return self.pair_model.direct_forces
+
     @property
     def comm_columns(self) -> int:
         """Doubles per atom communicated between ghosts and owners (the environment sum)."""
@@ -110,7 +134,7 @@ class FastMLIAPModel(MLIAPUnified):
         state["_lmp"] = None  # a LAMMPS instance is not part of the model
         if "interface" in state:
             state["interface"] = None  # ML-IAP's handle of the run that loaded the model
-        for run_only in ("ghost_comm", "half_list", "_world_size", "_owner_cache"):
+        for run_only in ("ghost_comm", "half_list", "raw_pairs", "_world_size", "_owner_cache"):
             state.pop(run_only, None)  # set per LAMMPS run
         return state
 
@@ -118,19 +142,24 @@ class FastMLIAPModel(MLIAPUnified):
         state.setdefault("_lmp", None)  # files exported before attach() existed
         self.__dict__.update(state)
 
-    def _owners(self, data, iatoms: np.ndarray) -> np.ndarray | None:
+    def _owners(self, data, iatoms: np.ndarray, list_key=None) -> np.ndarray | None:
         """Local (listed) atom index that each atom is an image of, −1 for other owners;
         None without an attached LAMMPS or without atom IDs.
 
         A function of the atom tags (local and ghost atoms, in LAMMPS' order) and of the
         listed atoms only: kept while both are unchanged (between neighbour-list builds: a
-        rebuild re-creates the ghosts and may sort the atoms), checked on every call."""
+        rebuild re-creates the ghosts and may sort the atoms), checked on every call, or,
+        given ``list_key`` (the patched ML-IAP's ``rawbuilds``, new after every build),
+        kept while the key is."""
         if self._lmp is None:
             return None
+        cache = self.__dict__.get("_owner_cache")
+        if list_key is not None and cache is not None and cache[3] == list_key:
+            return cache[2]
         n_total = int(data.ntotal)
         raw = self._lmp.numpy.extract_atom("id", nelem=n_total)  # a view of LAMMPS' array
-        cache = self.__dict__.get("_owner_cache")
         if cache is not None and np.array_equal(cache[0], raw) and np.array_equal(cache[1], iatoms):
+            self._owner_cache = (*cache[:3], list_key)
             return cache[2]
         tags = np.asarray(raw, dtype=np.int64)
         if len(iatoms) == 0 or tags[iatoms].min() <= 0:  # no atom IDs (atom_modify id no)
@@ -138,7 +167,7 @@ class FastMLIAPModel(MLIAPUnified):
         local = np.full(int(tags.max()) + 1, -1, dtype=np.int64)
         local[tags[iatoms]] = iatoms
         owner = local[tags]
-        self._owner_cache = (np.array(raw), np.array(iatoms), owner)
+        self._owner_cache = (np.array(raw), np.array(iatoms), owner, list_key)
         return owner
 
     def compute_descriptors(self, data) -> None:  # not used by a unified model
@@ -152,19 +181,27 @@ class FastMLIAPModel(MLIAPUnified):
         n_list = int(data.nlistatoms)
         iatoms = np.asarray(data.iatoms)[:n_list]
         comm = self.half_list and self.ghost_comm  # collective: every rank takes part
+        # raw pairs (asked for; not on steps with a virial): every listed pair, and the
+        # positions to compute r_ij from instead of ML-IAP's rij; the same pairs, atom order
+        # and ghosts while data.rawbuilds is unchanged (between neighbour-list builds)
+        raw = self.raw_pairs and bool(getattr(data, "rawpairs", 0))
+        list_key = int(data.rawbuilds) if raw else None
         owner = None
         # attached: the ghosts' local owners, where they serve (no communication, or one
         # process, where every ghost's owner is local)
         if not comm or (self.owners_over_comm and self.__dict__.get("_world_size") == 1):
-            owner = self._owners(data, iatoms)
+            owner = self._owners(data, iatoms, list_key)
             comm = comm and owner is None
         if n_list == 0 and not comm:
             return
         npairs = int(data.npairs)
+        positions = None
         if npairs > 0:
             pair_i = np.asarray(data.pair_i)
             pair_j = np.asarray(data.pair_j)
-            rij = np.asarray(data.rij)
+            rij = None if raw else np.asarray(data.rij)
+            if raw:
+                positions = np.asarray(data.x)
         else:
             pair_i = pair_j = np.zeros(0, dtype=np.int64)
             rij = np.zeros((0, 3))
@@ -184,6 +221,8 @@ class FastMLIAPModel(MLIAPUnified):
             half=self.half_list,  # refused there without the ghosts' owners or ghost_comm
             ghost_comm=data if comm else None,
             forces=f if direct else None,
+            positions=positions if direct else None,
+            list_key=list_key if direct else None,
         )
         eatoms = np.ascontiguousarray(eps[iatoms], dtype=np.float64)
         if n_list:

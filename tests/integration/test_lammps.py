@@ -312,9 +312,9 @@ def test_one_process_owners_equal_ghost_communication(tmp_path, monkeypatch):
     owners = FastMLIAPModel._owners
     computed = []
 
-    def count(self, data, iatoms):
+    def count(self, data, iatoms, list_key=None):
         cached = self.__dict__.get("_owner_cache")
-        out = owners(self, data, iatoms)
+        out = owners(self, data, iatoms, list_key)
         computed.append(self.__dict__.get("_owner_cache") is not cached)
         return out
 
@@ -343,3 +343,46 @@ def test_one_process_owners_equal_ghost_communication(tmp_path, monkeypatch):
         if over:
             assert 3 <= sum(computed) < len(computed)  # renewed on rebuilds, kept between
     assert np.abs(trajectories[True] - trajectories[False]).max() <= 1e-9
+
+
+def test_raw_pairs_equal_mliap_pair_arrays(tmp_path, monkeypatch):
+    """With the patched ML-IAP the fast model takes LAMMPS' whole neighbour list and the
+    positions (``request_raw_pairs``: r_ij from the positions in its geometry kernel, pairs
+    beyond the cutoff dropped there, the list's arrays refilled only after a list build)
+    instead of ML-IAP's pair arrays within the cutoff: the same NVE trajectory to 1e-9 Å
+    across list rebuilds and atom sorts, with the ghosts mapped to their owners and with
+    ghost communication; steps with a virial take ML-IAP's arrays."""
+    from aedistill.fastpair import FastPairModel
+    from aedistill.lammps import export_mliap
+    from aedistill.mliap_model import FastMLIAPModel
+
+    keys: list = []
+    evaluate = FastPairModel.evaluate
+
+    def spy(self, *args, **kwargs):
+        keys.append(kwargs.get("list_key") if kwargs.get("positions") is not None else None)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastPairModel, "evaluate", spy)
+    mliap = export_mliap(_model(tmp_path, "m", Arch(1, 8, 4)), tmp_path / "m.mliap.pt", "fast")
+    atoms = _structures()["cubic_strained"]
+    extra = ["neighbor 0.2 bin", "neigh_modify every 1 delay 0 check yes", "atom_modify sort 3 2.0"]
+    runs = {}
+    for raw in (True, False):
+        asks = property(lambda self, raw=raw: raw and self.pair_model.direct_forces)
+        monkeypatch.setattr(FastMLIAPModel, "request_raw_pairs", asks)
+        for over in (True, False):
+            monkeypatch.setattr(FastMLIAPModel, "owners_over_comm", over)
+            keys.clear()
+            runs[raw, over] = _nve_positions(mliap, atoms, 30, virial=False, extra=extra)
+            raw_keys = [k for k in keys if k is not None]
+            if raw:  # all but the setup and last steps (a virial), several list builds
+                assert len(raw_keys) >= len(keys) - 2 >= 29
+                assert len(set(raw_keys)) >= 3
+            else:
+                assert not raw_keys
+        keys.clear()
+        _nve_positions(mliap, atoms, 5, virial=True)
+        assert keys and not any(k is not None for k in keys)  # a virial on every step
+    for over in (True, False):
+        assert np.abs(runs[True, over] - runs[False, over]).max() <= 1e-9, over

@@ -203,6 +203,7 @@ class FastPairModel(_FastHipnn):
         forces: np.ndarray | None = None,
         positions: np.ndarray | None = None,
         list_key=None,
+        ghost_rows: bool = False,
     ) -> tuple[np.ndarray, float, np.ndarray | None]:
         """(ε of atoms 0..n_first−1 (eV), their sum (eV), dE/dr_ij (n_pairs, 3) eV/Å).
 
@@ -233,6 +234,10 @@ class FastPairModel(_FastHipnn):
         ``list_key`` (with ``positions`` and ``half``): a value that changes whenever the
         pairs or the owners do (LAMMPS: once per neighbour-list build); while it equals the
         previous call's, each pair's partner atom is taken from that call.
+        ``ghost_rows`` (with ``forces``): a pair's force on a ghost goes to the ghost's own row
+        of ``forces``, also where the ghost's owner is known, so that Σ F·R over owned and
+        ghost atoms is the virial (LAMMPS' F dot r pressure); else, with the owners, it may
+        go to the owner's row (the same forces once LAMMPS adds ghosts' forces to owners).
         """
         n_all = len(elems)
         buffers = self.__dict__.setdefault("_buffers", {})
@@ -283,7 +288,7 @@ class FastPairModel(_FastHipnn):
         if forces is not None and not self.direct_forces:
             raise ValueError("forces= needs a single-species model on the dense path")
         if getattr(self, "dense", None) is not None:
-            eps, grad_np = self._dense_evaluate(pairs, n_first, n_pairs, forces)
+            eps, grad_np = self._dense_evaluate(pairs, n_first, n_pairs, forces, ghost_rows)
             return eps, float(eps.sum()), grad_np
         rij_t = torch.from_numpy(rij64).requires_grad_(True)
         z = torch.from_numpy(z_all[:n_first]).to(self.dtype)
@@ -298,7 +303,9 @@ class FastPairModel(_FastHipnn):
         """Whether :meth:`evaluate` can add pair forces to per-atom forces (``forces=``)."""
         return getattr(self, "dense", None) is not None and len(self.species_set) == 2
 
-    def _dense_evaluate(self, st: _DirectedPairs, n_first: int, n_pairs: int, forces=None):
+    def _dense_evaluate(
+        self, st: _DirectedPairs, n_first: int, n_pairs: int, forces=None, ghost_rows=False
+    ):
         """:meth:`evaluate`'s (ε, dE/dr_ij) by the directed pair kernels and the numpy dense
         layers (:mod:`aedistill.densekernels`); the same steps as :class:`_DirectedEnvSum`."""
         lay = self._interaction()
@@ -356,7 +363,11 @@ class FastPairModel(_FastHipnn):
                 st.comm.forward_comm(g_all.reshape(n_rows, -1))
                 g = g_all
             g = np.ascontiguousarray(g)
-            if half_single and forces is not None:  # dE/dR of the rows, then F −= dE/dR
+            # a ghost's own row needed (ghost_rows) and the rows are owners': the directed
+            # force kernel, which adds each pair's force to its listed partner
+            owner_rows = st.comm is None
+            if half_single and forces is not None and not (ghost_rows and owner_rows):
+                # dE/dR of the rows, then F −= dE/dR
                 grad_r = np.zeros((n_rows, 3))
                 env_backward_single(st.pi, st.pj, sel, unit, sens, dsens, m, lay.vec, g, grad_r)
                 forces[:n_rows] -= grad_r

@@ -43,7 +43,9 @@ the list's arrays only after a list build; the model's geometry kernel computes 
 the positions in the pass that drops the pairs beyond the cutoff. ML-IAP's per-step pass
 over the list (distance checks, r_ij and index copies of every pair: ~0.55 µs per
 atom-step at 4,000 atoms) goes, and the pairs' partner atoms, owner map and species are
-kept per list build (``data.rawbuilds``). Steps with a virial take ML-IAP's arrays.
+kept per list build (``data.rawbuilds``). A global virial (pressure) is then LAMMPS' F·r
+of the forces; steps that tally a virial pair by pair (per-atom virials, e.g. ``compute
+stress/atom``) take ML-IAP's arrays.
 
 Loading the pickled file in LAMMPS imports this module: the LAMMPS Python must have
 ``aedistill`` installed (it does in the project's venv). Only one interaction layer.
@@ -208,8 +210,9 @@ class FastMLIAPModel(MLIAPUnified):
         # rows nlocal.. are ghosts, whose sums go to their owners (comm); pair_i holds
         # listed atoms only
         n_first = int(data.nlocal) if comm else int(iatoms.max()) + 1
-        # without a virial to tally (vflag), the pair forces go straight into LAMMPS' f
-        f = data.f if npairs > 0 and not int(data.vflag) else None
+        # without a virial to tally pair by pair (vflag; with raw pairs never: a global
+        # virial is then LAMMPS' F dot r), the pair forces go straight into LAMMPS' f
+        f = data.f if npairs > 0 and (raw or not int(data.vflag)) else None
         direct = f is not None and self.pair_model.direct_forces
         eps, _, grad = self.pair_model.evaluate(
             np.asarray(data.elems)[: int(data.ntotal)],
@@ -223,6 +226,8 @@ class FastMLIAPModel(MLIAPUnified):
             forces=f if direct else None,
             positions=positions if direct else None,
             list_key=list_key if direct else None,
+            # a global virial (LAMMPS' F dot r): the pair forces on ghosts in their own rows
+            ghost_rows=bool(int(data.vflag)),
         )
         eatoms = np.ascontiguousarray(eps[iatoms], dtype=np.float64)
         if n_list:

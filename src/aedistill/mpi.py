@@ -102,7 +102,12 @@ def point(structure: str, mliap: str, out: str, attach: bool = False) -> None:
     compute = FastMLIAPModel.compute_forces
 
     def spy(self, data):
-        seen["npairs"] = int(data.npairs)
+        n = int(data.npairs)
+        if n and getattr(data, "rawpairs", 0):  # the whole list: count those within the cutoff
+            x = np.asarray(data.x)
+            d = x[np.asarray(data.pair_j)] - x[np.asarray(data.pair_i)]
+            n = int(((d * d).sum(1) < self.pair_model.rc**2).sum())
+        seen["npairs"] = n
         seen["half_list"].append(bool(self.half_list))
         seen["ghost_comm"].append(bool(self.ghost_comm))
         compute(self, data)

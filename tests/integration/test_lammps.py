@@ -228,10 +228,12 @@ def test_default_teacher_liquid_first_peak(tmp_path, repo):
     assert abs(timing["temperature_mean_K"] - config["lammps"]["temperature"]) < 100
 
 
-def _nve_positions(mliap, atoms, steps: int, virial: bool, extra=()) -> np.ndarray:
-    """Positions after ``steps`` NVE steps in LAMMPS; ``virial``: pressure on every step
-    (thermo 1), so that every force call also tallies a virial; ``extra``: commands before
-    the run."""
+def _nve_positions(mliap, atoms, steps: int, virial: bool, extra=(), runs: int = 1) -> np.ndarray:
+    """Positions after ``steps`` NVE steps in LAMMPS; ``virial``: per-atom virials on every
+    step (compute stress/atom, summed into the thermo output, thermo 1), so that every force
+    call tallies a virial pair by pair; ``extra``: commands before the run; ``runs``: the
+    steps as that many ``run`` commands (each a new setup: list build, LAMMPS' count of
+    list builds from 0 again)."""
     from ase.data import atomic_masses
 
     from aedistill.lammps import (
@@ -253,13 +255,22 @@ def _nve_positions(mliap, atoms, steps: int, virial: bool, extra=()) -> np.ndarr
         n = len(atoms)
         x = wrapped_lammps_positions(atoms.positions, rot, lcell)
         lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, x.ravel().tolist())
-        thermo = ["thermo 1"] if virial else ["thermo 0", "thermo_style custom step pe"]
+        thermo = (
+            [
+                "compute sa all stress/atom NULL virial",
+                "compute sv all reduce sum c_sa[1]",
+                "thermo_style custom step pe c_sv",
+                "thermo 1",
+            ]
+            if virial
+            else ["thermo 0", "thermo_style custom step pe"]
+        )
         lmp.commands_string(
             "\n".join(
                 ["velocity all create 600 7 loop geom", "timestep 0.002", "fix 1 all nve"]
                 + thermo
                 + list(extra)
-                + [f"run {steps}"]
+                + [f"run {steps // runs}"] * runs
             )
         )
         return gather_by_id(lmp, "x", n)
@@ -284,9 +295,10 @@ def _spy_evaluate(monkeypatch, keyword: str) -> list[bool]:
 
 
 def test_lammps_direct_forces_equal_pair_forces(tmp_path, monkeypatch):
-    """On steps without a virial the fast model adds its pair forces to LAMMPS' forces
-    itself (FastPairModel.evaluate(forces=...)) instead of ML-IAP's update_pair_forces: the
-    same NVE trajectory as with a virial on every step (update_pair_forces throughout)."""
+    """On steps without a virial to tally pair by pair the fast model adds its pair forces to
+    LAMMPS' forces itself (FastPairModel.evaluate(forces=...)) instead of ML-IAP's
+    update_pair_forces: the same NVE trajectory as with per-atom virials on every step
+    (update_pair_forces throughout)."""
     from aedistill.lammps import export_mliap
 
     direct = _spy_evaluate(monkeypatch, "forces")
@@ -350,8 +362,9 @@ def test_raw_pairs_equal_mliap_pair_arrays(tmp_path, monkeypatch):
     positions (``request_raw_pairs``: r_ij from the positions in its geometry kernel, pairs
     beyond the cutoff dropped there, the list's arrays refilled only after a list build)
     instead of ML-IAP's pair arrays within the cutoff: the same NVE trajectory to 1e-9 Å
-    across list rebuilds and atom sorts, with the ghosts mapped to their owners and with
-    ghost communication; steps with a virial take ML-IAP's arrays."""
+    across list rebuilds, atom sorts and three ``run`` commands (each counts list builds from
+    0 again), with the ghosts mapped to their owners and with ghost communication; steps
+    with per-atom virials take ML-IAP's arrays."""
     from aedistill.fastpair import FastPairModel
     from aedistill.lammps import export_mliap
     from aedistill.mliap_model import FastMLIAPModel
@@ -374,15 +387,80 @@ def test_raw_pairs_equal_mliap_pair_arrays(tmp_path, monkeypatch):
         for over in (True, False):
             monkeypatch.setattr(FastMLIAPModel, "owners_over_comm", over)
             keys.clear()
-            runs[raw, over] = _nve_positions(mliap, atoms, 30, virial=False, extra=extra)
+            runs[raw, over] = _nve_positions(mliap, atoms, 30, virial=False, extra=extra, runs=3)
             raw_keys = [k for k in keys if k is not None]
-            if raw:  # all but the setup and last steps (a virial), several list builds
-                assert len(raw_keys) >= len(keys) - 2 >= 29
+            if raw:  # every step and each run's setup, several list builds
+                assert len(raw_keys) == len(keys) >= 33
                 assert len(set(raw_keys)) >= 3
             else:
                 assert not raw_keys
         keys.clear()
         _nve_positions(mliap, atoms, 5, virial=True)
-        assert keys and not any(k is not None for k in keys)  # a virial on every step
+        assert keys and not any(k is not None for k in keys)  # per-atom virials every step
     for over in (True, False):
         assert np.abs(runs[True, over] - runs[False, over]).max() <= 1e-9, over
+
+
+@pytest.mark.parametrize("owners", [True, False], ids=["owners", "ghost-comm"])
+def test_raw_pairs_pressure_equals_the_per_atom_virials(tmp_path, monkeypatch, owners):
+    """With raw pairs the fast model adds its pair forces to LAMMPS' f (a ghost's to the
+    ghost's own row, also where its owner is known) and the pressure is LAMMPS' F·r of those
+    forces (ghosts included); it equals minus the trace of the per-atom virials (compute
+    stress/atom: ML-IAP's arrays, r_ij ⊗ f_ij tallied pair by pair) / 3V, and the pressure of
+    the same step through ML-IAP's arrays, to 1e-10; with the ghosts mapped to their owners
+    and with ghost communication."""
+    from aedistill.mliap_model import FastMLIAPModel
+
+    monkeypatch.setattr(FastMLIAPModel, "owners_over_comm", owners)
+    from ase.data import atomic_masses
+
+    from aedistill.lammps import (
+        box_commands,
+        export_mliap,
+        lammps_box,
+        mliap_pair_commands,
+        new_lammps,
+        wrapped_lammps_positions,
+    )
+
+    keys: list = []
+    from aedistill.fastpair import FastPairModel
+
+    evaluate = FastPairModel.evaluate
+
+    def spy(self, *args, **kwargs):
+        keys.append(kwargs.get("positions") is not None)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastPairModel, "evaluate", spy)
+    mliap = export_mliap(_model(tmp_path, "m", Arch(1, 8, 4)), tmp_path / "m.mliap.pt", "fast")
+    atoms = _structures()["cubic_strained"]
+    lcell, rot = lammps_box(atoms.cell[:])
+    lmp = new_lammps()
+    try:
+        cmds = ["units metal", "atom_style atomic", *box_commands(lcell, 1)]
+        cmds += [f"mass 1 {atomic_masses[13]}", *mliap_pair_commands(lmp, mliap, ["Al"])]
+        lmp.commands_string("\n".join(cmds))
+        n = len(atoms)
+        x = wrapped_lammps_positions(atoms.positions, rot, lcell)
+        lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, x.ravel().tolist())
+        lmp.commands_string(
+            "compute p all pressure NULL virial\nthermo_style custom step c_p\nrun 0"
+        )
+        p_raw = lmp.extract_compute("p", 0, 0)
+        assert keys == [True]  # the global virial alone: raw pairs
+        keys.clear()
+        lmp.commands_string(
+            "compute sa all stress/atom NULL virial\n"
+            "compute sv all reduce sum c_sa[1] c_sa[2] c_sa[3]\n"
+            "thermo_style custom step c_p c_sv[1] c_sv[2] c_sv[3]\nrun 0"
+        )
+        p_pairs = lmp.extract_compute("p", 0, 0)
+        trace = sum(lmp.extract_compute("sv", 0, 1)[k] for k in range(3))
+        assert keys == [False]  # per-atom virials: ML-IAP's arrays
+        volume = lmp.get_thermo("vol")
+    finally:
+        lmp.close()
+    assert abs(p_raw) > 1.0  # bar: a strained cell is under stress
+    assert abs(p_raw - p_pairs) <= 1e-10 * abs(p_pairs)
+    assert abs(p_raw - (-trace / (3 * volume))) <= 1e-10 * abs(p_raw)

@@ -37,7 +37,7 @@ whether the model is :meth:`FastMLIAPModel.attach`-ed to the LAMMPS instance):
 
 With the patched ML-IAP, a single-species model on the dense path (the fast export of
 every model this project trains) also takes *raw pairs* (``request_raw_pairs``) on 1. and
-2.: on steps without a virial, ML-IAP hands it LAMMPS' whole neighbour list (skin pairs
+2.: on steps without per-atom virials, ML-IAP hands it LAMMPS' whole neighbour list (skin pairs
 included) and the positions instead of its own pair arrays within the cutoff, and refills
 the list's arrays only after a list build; the model's geometry kernel computes r_ij from
 the positions in the pass that drops the pairs beyond the cutoff. ML-IAP's per-step pass
@@ -97,8 +97,8 @@ class FastMLIAPModel(MLIAPUnified):
         return self._lmp is not None and self._lmp.extract_setting("world_size") == 1
 
     # Set by the patched ML-IAP when it loads the model: it gives the model the whole
-    # neighbour list and the positions (data.rawpairs on steps without a virial), since the
-    # model asks for them (request_raw_pairs)
+    # neighbour list and the positions (data.rawpairs on steps without per-atom virials),
+    # since the model asks for them (request_raw_pairs)
     raw_pairs = False
 
     @property
@@ -183,7 +183,7 @@ class FastMLIAPModel(MLIAPUnified):
         n_list = int(data.nlistatoms)
         iatoms = np.asarray(data.iatoms)[:n_list]
         comm = self.half_list and self.ghost_comm  # collective: every rank takes part
-        # raw pairs (asked for; not on steps with a virial): every listed pair, and the
+        # raw pairs (asked for; not on steps with per-atom virials): every listed pair, and the
         # positions to compute r_ij from instead of ML-IAP's rij; the same pairs, atom order
         # and ghosts while data.rawbuilds is unchanged (between neighbour-list builds)
         raw = self.raw_pairs and bool(getattr(data, "rawpairs", 0))

@@ -15,12 +15,20 @@ CACHE = Path(os.environ.get("LAMMPS_CACHE") or Path.home() / ".cache" / "aedisti
 KINDS = ["lammps_20250204+dfsg.1.orig.tar.xz", "lammps-patch_4Feb2025.tar.gz"]
 
 
-def test_cached_source_tarball_verifies_and_unpacks_offline(tmp_path):
+def _offline_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of an offline install into a fresh cache under ``tmp_path``: the
+    cached source tarball given as LAMMPS_TARBALL, no other LAMMPS_ variable, and a PATH
+    without network tools (curl/wget are never called)."""
     tarballs = [CACHE / k for k in KINDS if (CACHE / k).is_file()]
     assert tarballs, f"no LAMMPS source tarball in {CACHE}: run `make install` first"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAMMPS_")}
     env |= {"LAMMPS_CACHE": str(tmp_path / "cache"), "LAMMPS_TARBALL": str(tarballs[0])}
-    env["PATH"] = "/usr/bin:/bin"  # no network used: curl/wget are never called (below)
+    env["PATH"] = "/usr/bin:/bin"
+    return env
+
+
+def test_cached_source_tarball_verifies_and_unpacks_offline(tmp_path):
+    env = _offline_env(tmp_path)
     r = subprocess.run(
         ["bash", str(REPO / "scripts" / "install_lammps.sh"), "--fetch-only"],
         env=env,
@@ -73,11 +81,7 @@ def test_a_new_mliap_patch_replaces_an_older_one_in_a_cached_source(tmp_path):
     the script) has its src/ML-IAP re-extracted from the verified tarball. Either way the
     result is the release's ML-IAP with exactly the current patch, and a second run changes
     nothing."""
-    tarballs = [CACHE / k for k in KINDS if (CACHE / k).is_file()]
-    assert tarballs, f"no LAMMPS source tarball in {CACHE}: run `make install` first"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAMMPS_")}
-    env |= {"LAMMPS_CACHE": str(tmp_path / "cache"), "LAMMPS_TARBALL": str(tarballs[0])}
-    env["PATH"] = "/usr/bin:/bin"
+    env = _offline_env(tmp_path)
     current = REPO / "scripts" / "lammps-mliap.patch"
     src = tmp_path / "cache" / "lammps-4Feb2025"
     marker = src / ".aedistill-mliap.patch"

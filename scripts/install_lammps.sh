@@ -333,23 +333,27 @@ else
   rm -f "$BUILD"/lammps-*.whl
   VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH cmake --build "$BUILD" --target install-python \
     > "$CACHE/install-python.log" 2>&1 || { tail -30 "$CACHE/install-python.log"; exit 1; }
-  rm -rf "$WHEELDIR" && mkdir -p "$WHEELDIR" && cp "$BUILD"/lammps-*.whl "$WHEELDIR"/
+  # (the mpi4py wheel beside it is kept: it depends on the MPI only, see below)
+  mkdir -p "$WHEELDIR" && rm -f "$WHEELDIR"/lammps-*.whl && cp "$BUILD"/lammps-*.whl "$WHEELDIR"/
   echo "$STAMP" > "$WHEELDIR/STAMP"
 fi
 
 # mpi4py (LAMMPS' Python module imports it where LAMMPS has MPI, and fails if it cannot load
 # its MPI library): compiled against this MPI's mpicc. PyPI's binary wheel loads libmpi.so.12
 # or libmpi.so.40 by name, which Debian's MPICH (libmpich.so.12) does not provide. The wheel
-# is kept beside LAMMPS' (same MPI stamp; pip's own cache would not know the MPI), so a new
+# is kept beside LAMMPS' (keyed on the MPI, MPI_ID; pip's own cache would not know it), so a new
 # venv installs it in a second instead of compiling again (3 min on 2 idle cores, 14 loaded).
 # Left alone where it already loads.
 if [ "$MPI_KIND" = mpi ] && ! (cd / && "$PY" -c 'from mpi4py import MPI' >/dev/null 2>&1); then
-  if ! ls "$WHEELDIR"/mpi4py/mpi4py-*.whl >/dev/null 2>&1; then
+  # reused where it was compiled against this MPI (MPI_ID: what the wrapper links)
+  if ! ls "$WHEELDIR"/mpi4py/mpi4py-*.whl >/dev/null 2>&1 \
+    || [ "$(cat "$WHEELDIR/mpi4py/MPI_ID" 2>/dev/null)" != "$MPI_ID" ]; then
     step "mpi4py (compiling against $MPICC; log: $CACHE/mpi4py.log)"
     rm -rf "$WHEELDIR/mpi4py"
     MPICC=$MPICC "$PY" -m pip wheel -q --no-deps --no-cache-dir --no-binary mpi4py \
       -w "$WHEELDIR/mpi4py" mpi4py > "$CACHE/mpi4py.log" 2>&1 \
       || { tail -30 "$CACHE/mpi4py.log"; exit 1; }
+    echo "$MPI_ID" > "$WHEELDIR/mpi4py/MPI_ID"
   fi
   step "mpi4py from $WHEELDIR/mpi4py"
   "$PY" -m pip install -q --force-reinstall --no-deps "$WHEELDIR"/mpi4py/mpi4py-*.whl

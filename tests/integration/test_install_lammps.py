@@ -27,17 +27,23 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_cached_source_tarball_verifies_and_unpacks_offline(tmp_path):
-    env = _offline_env(tmp_path)
+def _install_step(env, option: str) -> str:
+    """stdout of ``install_lammps.sh OPTION`` (``--fetch-only``, ``--source-only``), which
+    must succeed."""
     r = subprocess.run(
-        ["bash", str(REPO / "scripts" / "install_lammps.sh"), "--fetch-only"],
+        ["bash", str(REPO / "scripts" / "install_lammps.sh"), option],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert r.returncode == 0, r.stderr
-    assert "sha256 verified" in r.stdout and "downloading" not in r.stdout
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_cached_source_tarball_verifies_and_unpacks_offline(tmp_path):
+    out = _install_step(_offline_env(tmp_path), "--fetch-only")
+    assert "sha256 verified" in out and "downloading" not in out
     src = tmp_path / "cache" / "lammps-4Feb2025"
     # the files the build uses: cmake entry point, the ML-IAP couplers it patches, MEAM
     assert "project(lammps" in (src / "cmake" / "CMakeLists.txt").read_text()
@@ -53,18 +59,6 @@ def test_cached_source_tarball_verifies_and_unpacks_offline(tmp_path):
             text=True,
         )
     assert r.returncode == 0, r.stdout + r.stderr
-
-
-def _source_only(env) -> str:
-    r = subprocess.run(
-        ["bash", str(REPO / "scripts" / "install_lammps.sh"), "--source-only"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
 
 
 def _patched(src: Path, patch: Path) -> bool:
@@ -85,7 +79,7 @@ def test_a_new_mliap_patch_replaces_an_older_one_in_a_cached_source(tmp_path):
     current = REPO / "scripts" / "lammps-mliap.patch"
     src = tmp_path / "cache" / "lammps-4Feb2025"
     marker = src / ".aedistill-mliap.patch"
-    out = _source_only(env)
+    out = _install_step(env, "--source-only")
     assert "patching ML-IAP" in out and _patched(src, current)
     assert marker.read_bytes() == current.read_bytes()
 
@@ -101,7 +95,7 @@ def test_a_new_mliap_patch_replaces_an_older_one_in_a_cached_source(tmp_path):
     )
     header.write_text("".join(after))
     marker.write_text(older)
-    out = _source_only(env)
+    out = _install_step(env, "--source-only")
     assert "taking back the previous ML-IAP patch" in out and "re-extracting" not in out
     assert "an older aedistill patch" not in header.read_text() and _patched(src, current)
 
@@ -113,12 +107,12 @@ def test_a_new_mliap_patch_replaces_an_older_one_in_a_cached_source(tmp_path):
         text.replace("static int raw_fills = 0;", "static int raw_fills = 1;  // an earlier patch")
     )
     marker.unlink()
-    out = _source_only(env)
+    out = _install_step(env, "--source-only")
     assert "re-extracting src/ML-IAP" in out
     assert "an earlier patch" not in data_cpp.read_text() and _patched(src, current)
     assert marker.read_bytes() == current.read_bytes()
     pyx = (src / "src" / "ML-IAP" / "mliap_unified_couple.pyx").read_text()
     assert "torch.load(str_fname, weights_only=False)" in pyx
 
-    out = _source_only(env)
+    out = _install_step(env, "--source-only")
     assert "patching" not in out and "re-extracting" not in out and _patched(src, current)
